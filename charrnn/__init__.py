@@ -1,0 +1,3 @@
+"""charrnn: character-level recurrent language models in pure NumPy."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,4 @@
+"""Run charrnn as ``python -m charrnn``."""
+from charrnn.cli import main
+
+main()

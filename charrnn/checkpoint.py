@@ -1,0 +1,235 @@
+"""Self-contained checkpoints: one .npz file, written atomically, loaded without pickle.
+
+Layout (every entry an ordinary array; ``allow_pickle=False`` everywhere):
+
+    meta          uint8   UTF-8 JSON: format, version, model and train configs,
+                          vocabulary, step, chars_seen, data position, RNG state,
+                          best validation loss, parent checkpoint
+    param/<name>  float   the model parameters (see charrnn.model)
+    opt/<key>     float   optimizer state (see charrnn.optim), opt/t the update count
+    state         float   (L, B, S) hidden state carried into the next chunk
+    hist/train    float64 (n, 2) rows of (step, train nats/char)
+    hist/val      float64 (n, 2) rows of (step, validation nats/char)
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from charrnn import __version__, model, optim
+from charrnn.config import ModelConfig, TrainConfig, from_dict, to_dict
+from charrnn.errors import CharRNNError
+from charrnn.vocab import Vocab
+
+FORMAT = "charrnn-checkpoint"
+VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """Everything a training run is: saved as a whole, restored as a whole."""
+
+    model: ModelConfig
+    train: TrainConfig
+    vocab: Vocab
+    params: dict[str, np.ndarray]
+    opt_state: dict[str, np.ndarray]
+    state: np.ndarray  # (L, B, S) carried hidden state
+    rng: np.random.Generator
+    step: int = 0  # optimizer steps taken, over all runs
+    chars_seen: int = 0  # training characters consumed, over all runs
+    epoch: int = 0  # completed passes over the training streams
+    pos: int = 0  # next chunk within the current epoch
+    best_val: float | None = None  # best validation nats/char seen
+    best_step: int | None = None  # the step it was measured at
+    history: dict[str, list] = field(default_factory=lambda: {"train": [], "val": []})
+    parent: str | None = None  # checkpoint this one was fine-tuned from
+
+    def meta(self) -> dict:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "charrnn_version": __version__,
+            "model": to_dict(self.model),
+            "train": to_dict(self.train),
+            "vocab": self.vocab.chars,
+            "step": self.step,
+            "chars_seen": self.chars_seen,
+            "epoch": self.epoch,
+            "pos": self.pos,
+            "best_val_nats": self.best_val,
+            "best_step": self.best_step,
+            "rng": self.rng.bit_generator.state,
+            "parent": self.parent,
+        }
+
+
+def _arrays(ck: Checkpoint) -> dict[str, np.ndarray]:
+    meta = json.dumps(ck.meta(), ensure_ascii=True).encode("utf-8")
+    arrays = {"meta": np.frombuffer(meta, dtype=np.uint8)}
+    arrays.update({f"param/{k}": v for k, v in ck.params.items()})
+    arrays.update({f"opt/{k}": v for k, v in ck.opt_state.items()})
+    arrays["state"] = ck.state
+    for name in ("train", "val"):
+        arrays[f"hist/{name}"] = np.asarray(ck.history[name], dtype=np.float64).reshape(-1, 2)
+    return arrays
+
+
+def save(ck: Checkpoint, path: str) -> None:
+    """Write ``ck`` to ``path`` atomically: temp file in the same folder, fsync, rename.
+
+    If anything fails, the previous file at ``path`` is left as it was and a
+    CharRNNError says why.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    check_writable(path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **_arrays(ck))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as e:
+        raise CharRNNError(f"could not save checkpoint {path}: {e.strerror or e}; the previous one is unchanged") from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def check_writable(path: str) -> None:
+    """Fail early, with a clear message, if a checkpoint cannot be written at ``path``."""
+    if os.path.isdir(path):
+        raise CharRNNError(f"{path}: is a directory; give a file path for the checkpoint, e.g. {os.path.join(path, 'model.npz')}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CharRNNError(f"{path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise CharRNNError(f"{path}: no permission to write in {folder}")
+
+
+def _fail(path: str, why: str) -> CharRNNError:
+    return CharRNNError(f"{path}: {why}")
+
+
+def load(path: str) -> Checkpoint:
+    """Read and fully validate a checkpoint; any problem raises CharRNNError naming it."""
+    if not os.path.exists(path):
+        raise _fail(path, "no such checkpoint; train one with 'charrnn train CORPUS -o PATH'")
+    if os.path.isdir(path):
+        raise _fail(path, "is a directory, not a checkpoint")
+    if os.path.getsize(path) == 0:
+        raise _fail(path, "is empty, not a checkpoint")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise _fail(path, "is not a charrnn checkpoint (not an .npz archive)")
+            return _read(path, npz)
+    except CharRNNError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError) as e:
+        raise _fail(path, f"is truncated or not a charrnn checkpoint ({type(e).__name__})") from None
+    except Exception as e:  # damaged data of any other kind: never a traceback
+        raise _fail(path, f"is damaged or not a charrnn checkpoint ({type(e).__name__}: {str(e)[:80]})") from None
+
+
+def _get(path, npz, key, shape=None, dtype=None):
+    if key not in npz.files:
+        raise _fail(path, f"is not a complete charrnn checkpoint (missing {key})")
+    if shape is not None:  # refuse to inflate an entry far larger than its expected shape
+        expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        if npz.zip.getinfo(key + ".npy").file_size > expected + 4096:
+            raise _fail(path, f"entry {key} is larger than its shape allows")
+    arr = npz[key]
+    if shape is not None and (arr.shape != tuple(shape) or arr.dtype != np.dtype(dtype)):
+        raise _fail(path, f"entry {key} has shape {arr.shape} {arr.dtype}, expected {tuple(shape)} {np.dtype(dtype)}")
+    return arr
+
+
+def _read(path: str, npz) -> Checkpoint:
+    if "meta" not in npz.files:
+        raise _fail(path, "is an .npz archive but not a charrnn checkpoint (no meta entry)")
+    raw = npz["meta"]
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise _fail(path, "has a malformed meta entry")
+    try:
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise _fail(path, "has unreadable metadata (not JSON)") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise _fail(path, "is an .npz archive but not a charrnn checkpoint")
+    version = meta.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise _fail(path, f"has an invalid format version {version!r}")
+    if version > VERSION:
+        raise _fail(path, f"has format version {version}, newer than this charrnn reads ({VERSION}); upgrade charrnn")
+    try:
+        mcfg = from_dict(ModelConfig, meta.get("model"))
+        tcfg = from_dict(TrainConfig, meta.get("train"))
+        mcfg.check()
+        tcfg.check()
+    except CharRNNError as e:
+        raise _fail(path, f"has an invalid stored config ({e})") from None
+    chars = meta.get("vocab")
+    if not isinstance(chars, str):
+        raise _fail(path, "has no vocabulary")
+    vocab = Vocab(chars)
+    if vocab.size != mcfg.vocab_size:
+        raise _fail(path, f"vocabulary has {vocab.size} characters but the model expects {mcfg.vocab_size}")
+
+    shapes = model.param_shapes(mcfg)
+    params = {k: _get(path, npz, f"param/{k}", s, mcfg.dtype) for k, s in shapes.items()}
+    extra = [f for f in npz.files if f.startswith("param/") and f[6:] not in shapes]
+    if extra:
+        raise _fail(path, f"has unexpected parameters: {', '.join(extra[:5])}")
+    template = optim.init_state(params, tcfg.optimizer)
+    opt_state = {
+        k: _get(path, npz, f"opt/{k}", v.shape, v.dtype) for k, v in template.items()
+    }
+    state = _get(path, npz, "state")
+    L, _, S = model.state_shape(mcfg, 1)
+    if state.ndim != 3 or state.shape[0] != L or state.shape[2] != S or state.dtype != np.dtype(mcfg.dtype):
+        raise _fail(path, f"carried state has shape {state.shape} {state.dtype}, expected ({L}, B, {S}) {mcfg.dtype}")
+    history = {}
+    for name in ("train", "val"):
+        h = _get(path, npz, f"hist/{name}")
+        if h.ndim != 2 or h.shape[1] != 2 or h.dtype != np.float64:
+            raise _fail(path, f"loss history {name} is malformed")
+        history[name] = h.tolist()
+
+    ints = {k: meta.get(k) for k in ("step", "chars_seen", "epoch", "pos")}
+    for k, v in ints.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise _fail(path, f"has an invalid {k} ({v!r})")
+    best_val, best_step = meta.get("best_val_nats"), meta.get("best_step")
+    if best_val is not None and not isinstance(best_val, (int, float)):
+        raise _fail(path, "has an invalid best_val_nats")
+    rng = np.random.Generator(np.random.PCG64())
+    try:
+        rng.bit_generator.state = meta.get("rng")
+    except Exception:
+        raise _fail(path, "has an invalid random-number-generator state") from None
+    parent = meta.get("parent")
+    return Checkpoint(
+        model=mcfg, train=tcfg, vocab=vocab, params=params, opt_state=opt_state, state=state, rng=rng,
+        history=history, best_val=best_val, best_step=best_step,
+        parent=parent if isinstance(parent, str) else None, **ints,
+    )

@@ -1,0 +1,94 @@
+"""Splitting a corpus and cutting it into batched chunks for truncated BPTT.
+
+The training ids are cut into B contiguous streams, one per batch row. Step
+``s`` of an epoch trains on columns ``[s*T, s*T + T)`` of every stream, so the
+hidden state carried out of one chunk is the right one for the next chunk of
+the same stream.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from charrnn.errors import CharRNNError
+
+
+def split(ids: np.ndarray, val_frac: float) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) views: the last ``val_frac`` of the ids is validation.
+
+    A validation split too short to score (under 2 characters) is empty instead.
+    """
+    if len(ids) < 2:
+        raise CharRNNError(f"the corpus has {len(ids)} character(s); at least 2 are needed to learn anything")
+    n_val = int(len(ids) * val_frac)
+    if n_val < 2 or len(ids) - n_val < 2:
+        return ids, ids[:0]
+    return ids[: len(ids) - n_val], ids[len(ids) - n_val :]
+
+
+def fit_shape(n: int, batch: int, seq_len: int) -> tuple[int, int]:
+    """The (B, T) actually used for ``n`` training characters.
+
+    When n < B*(T+1), the batch shrinks first, then T, so that tiny corpora
+    still train.
+    """
+    if n < 2:
+        raise CharRNNError(f"the training split has {n} character(s); at least 2 are needed")
+    B, T = batch, seq_len
+    if n < B * (T + 1):
+        B = max(1, n // (T + 1))
+        if n < B * (T + 1):
+            T = n - 1
+    return B, T
+
+
+@dataclass
+class Streams:
+    """B contiguous streams over the training ids; x[b, j] predicts y[b, j]."""
+
+    x: np.ndarray  # (B, L) ids, a view of the corpus
+    y: np.ndarray  # (B, L) the same, shifted by one character
+    seq_len: int  # T
+
+    @classmethod
+    def of(cls, ids: np.ndarray, batch: int, seq_len: int) -> "Streams":
+        L = (len(ids) - 1) // batch
+        x = ids[: batch * L].reshape(batch, L)
+        y = ids[1 : batch * L + 1].reshape(batch, L)
+        return cls(x, y, seq_len)
+
+    @property
+    def batch(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Chunks per pass over the streams; the last one may be shorter than T."""
+        return -(-self.x.shape[1] // self.seq_len)
+
+    def chunk(self, pos: int) -> tuple[np.ndarray, np.ndarray]:
+        """Chunk number ``pos`` of the epoch as time-major (T, B) arrays."""
+        j = pos * self.seq_len
+        x = self.x[:, j : j + self.seq_len].T
+        y = self.y[:, j : j + self.seq_len].T
+        return x, y
+
+
+MIN_STREAM = 256  # scoring streams are at least this long, so few predictions start cold
+
+
+def padded_streams(ids: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut ids into at most ``batch`` streams that together cover every prediction.
+
+    Returns x, y (B, L) and a float mask (B, L) that is 0 on padding, which
+    only ever sits at the end of the last streams.
+    """
+    n = len(ids) - 1  # predictions
+    B = max(1, min(batch, n // MIN_STREAM))
+    L = -(-n // B)
+    x = np.zeros(B * L, dtype=ids.dtype)
+    y = np.zeros(B * L, dtype=ids.dtype)
+    mask = np.zeros(B * L, dtype=np.float64)
+    x[:n], y[:n], mask[:n] = ids[:-1], ids[1:], 1.0
+    return x.reshape(B, L), y.reshape(B, L), mask.reshape(B, L)

@@ -1,0 +1,170 @@
+"""The character model: parameters, the chunk forward/backward pass, and one step.
+
+Parameters live in one dict of named arrays; gradients use the same keys.
+For layer k (0-based):
+
+    W_ax.k  (V or H, G*H)  input projection; for layer 0 a row lookup by character id
+    W_aa.k  (H, G*H)       recurrent weights
+    b_a.k   (G*H,)         recurrent bias
+    W_ya    (H, V)         output projection
+    b_y     (V,)           output bias
+
+so that y_hat_t = softmax(a_t @ W_ya + b_y) on top of the last layer.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from charrnn.cells import CELLS
+from charrnn.config import ModelConfig
+
+
+def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every parameter of a model with this config."""
+    V, H = cfg.vocab_size, cfg.hidden
+    GH = CELLS[cfg.cell].gates * H
+    shapes = {}
+    for k in range(cfg.layers):
+        shapes[f"W_ax.{k}"] = (V if k == 0 else H, GH)
+        shapes[f"W_aa.{k}"] = (H, GH)
+        shapes[f"b_a.{k}"] = (GH,)
+    shapes["W_ya"] = (H, V)
+    shapes["b_y"] = (V,)
+    return shapes
+
+
+def state_shape(cfg: ModelConfig, batch: int) -> tuple[int, int, int]:
+    """(L, B, S): the carried recurrent state of every layer."""
+    return (cfg.layers, batch, CELLS[cfg.cell].state_mult * cfg.hidden)
+
+
+def init_params(cfg: ModelConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Uniform(-1/sqrt(H), 1/sqrt(H)) weights, zero biases; layer 0's lookup table is wider.
+
+    The lookup table W_ax.0 plays the part of an embedding followed by a
+    projection, so its entries get that product's scale (about 0.58).
+    """
+    bound = 1.0 / np.sqrt(cfg.hidden)
+    params = {}
+    for name, shape in param_shapes(cfg).items():
+        if name.startswith("b_"):
+            params[name] = np.zeros(shape, dtype=cfg.dtype)
+        else:
+            b = 1.0 if name == "W_ax.0" else bound
+            params[name] = rng.uniform(-b, b, size=shape).astype(cfg.dtype)
+    return params
+
+
+def num_params(params: dict[str, np.ndarray]) -> int:
+    return int(sum(p.size for p in params.values()))
+
+
+def _layers_forward(params, cfg, x, state0):
+    """Run every layer over a chunk. x (T, B) ids; state0 (L, B, S).
+
+    Returns (top hidden states (T, B, H), state_last (L, B, S), per-layer caches).
+    """
+    cell = CELLS[cfg.cell]
+    T, B = x.shape
+    state_last = np.empty_like(state0)
+    inp, caches = None, []
+    for k in range(cfg.layers):
+        if k == 0:
+            xp = params["W_ax.0"][x]  # (T, B, GH): row lookup, no one-hot product
+        else:
+            xp = (inp.reshape(T * B, -1) @ params[f"W_ax.{k}"]).reshape(T, B, -1)
+        xp += params[f"b_a.{k}"]
+        hs, state_last[k], cache = cell.forward(params[f"W_aa.{k}"], xp, state0[k])
+        caches.append((inp, cache))
+        inp = hs
+    return inp, state_last, caches
+
+
+def _log_softmax_nll(logits, y):
+    """logits (N, V) shifted in place; y (N,). Returns (nll (N,), exp-shifted (N, V), sums (N, 1))."""
+    logits -= logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    s = e.sum(axis=1, keepdims=True)
+    nll = np.log(s[:, 0]) - logits[np.arange(len(y)), y]
+    return nll, e, s
+
+
+def loss_and_grads(params, cfg: ModelConfig, x, y, state0):
+    """Forward and backward over one chunk of truncated BPTT.
+
+    x, y (T, B) int ids (y is x shifted by one); state0 (L, B, S) carried in.
+    Returns (loss, grads, state_last): loss is the mean cross-entropy in
+    nats/char over the T*B predictions, grads has the keys of params, and
+    state_last (L, B, S) is what the caller carries into the next chunk.
+    Gradients stop at the chunk boundary.
+    """
+    T, B = x.shape
+    H = cfg.hidden
+    cell = CELLS[cfg.cell]
+    top, state_last, caches = _layers_forward(params, cfg, x, state0)
+    h = top.reshape(T * B, H)
+    logits = h @ params["W_ya"]  # (N, V)
+    logits += params["b_y"]
+    yf = y.reshape(-1)
+    nll, e, s = _log_softmax_nll(logits, yf)
+    N = T * B
+    loss = float(nll.sum(dtype=np.float64) / N)
+
+    dlogits = e  # becomes (softmax - onehot) / N
+    dlogits /= s
+    dlogits[np.arange(N), yf] -= 1
+    dlogits *= 1.0 / N
+    grads = {"W_ya": h.T @ dlogits, "b_y": dlogits.sum(axis=0)}
+    dh = (dlogits @ params["W_ya"].T).reshape(T, B, H)
+    for k in range(cfg.layers - 1, -1, -1):
+        inp, cache = caches[k]
+        dxp, grads[f"W_aa.{k}"], _ = cell.backward(params[f"W_aa.{k}"], cache, dh)
+        dxp2 = dxp.reshape(T * B, -1)  # (N, GH)
+        grads[f"b_a.{k}"] = dxp2.sum(axis=0)
+        if k == 0:
+            dW = np.zeros_like(params["W_ax.0"])
+            np.add.at(dW, x.reshape(-1), dxp2)  # scatter-add rows back to the lookup table
+            grads["W_ax.0"] = dW
+        else:
+            grads[f"W_ax.{k}"] = inp.reshape(T * B, -1).T @ dxp2
+            dh = (dxp2 @ params[f"W_ax.{k}"].T).reshape(T, B, H)
+    return loss, grads, state_last
+
+
+def chunk_nll(params, cfg: ModelConfig, x, y, state0):
+    """Forward only: per-prediction loss. x, y (T, B); returns (nll (T, B) nats, state_last)."""
+    T, B = x.shape
+    top, state_last, _ = _layers_forward(params, cfg, x, state0)
+    logits = top.reshape(T * B, -1) @ params["W_ya"]
+    logits += params["b_y"]
+    nll, _, _ = _log_softmax_nll(logits, y.reshape(-1))
+    return nll.reshape(T, B), state_last
+
+
+def chunk_logits(params, cfg: ModelConfig, x, state0):
+    """Forward only: x (T, B) ids -> (logits (T, B, V), state_last (L, B, S))."""
+    T, B = x.shape
+    top, state_last, _ = _layers_forward(params, cfg, x, state0)
+    logits = top.reshape(T * B, -1) @ params["W_ya"]
+    logits += params["b_y"]
+    return logits.reshape(T, B, -1), state_last
+
+
+def step(params, cfg: ModelConfig, ids, state):
+    """One character for each of B streams: ids (B,), state (L, B, S) -> (logits (B, V), new state)."""
+    cell = CELLS[cfg.cell]
+    new = np.empty_like(state)
+    h = None
+    for k in range(cfg.layers):
+        xp = params["W_ax.0"][ids] if k == 0 else h @ params[f"W_ax.{k}"]
+        xp = xp + params[f"b_a.{k}"]
+        h, new[k] = cell.step(params[f"W_aa.{k}"], xp, state[k])
+    return h @ params["W_ya"] + params["b_y"], new
+
+
+def softmax(logits, axis=-1):
+    """Probabilities from logits, computed in float64 for stable tiny values."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)

@@ -1,0 +1,80 @@
+"""Optimizers and gradient clipping over dicts of named arrays.
+
+An optimizer's state is a flat dict of arrays keyed ``"<slot>/<param name>"``
+(e.g. ``"m/W_aa.0"``) plus ``"t"``, the number of updates so far, so that it
+saves into a checkpoint as it is. Updates happen in place.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from charrnn.config import TrainConfig
+
+SLOTS = {"adam": ("m", "v"), "adagrad": ("g2",), "sgd": ("vel",)}
+
+
+def init_state(params: dict[str, np.ndarray], optimizer: str) -> dict[str, np.ndarray]:
+    """Zeroed state for ``optimizer``: one array per slot and parameter, plus the step count."""
+    state = {"t": np.zeros((), dtype=np.int64)}
+    for slot in SLOTS[optimizer]:
+        for name, p in params.items():
+            state[f"{slot}/{name}"] = np.zeros_like(p)
+    return state
+
+
+def update(params, grads, state, cfg: TrainConfig, lr: float) -> None:
+    """Apply one update of ``cfg.optimizer`` with learning rate ``lr``, in place."""
+    state["t"] += 1
+    t = int(state["t"])
+    if cfg.optimizer == "adam":
+        # bias corrections folded into the step size
+        step = lr * np.sqrt(1 - cfg.beta2**t) / (1 - cfg.beta1**t)
+        for name, p in params.items():
+            g, m, v = grads[name], state[f"m/{name}"], state[f"v/{name}"]
+            m *= cfg.beta1
+            m += (1 - cfg.beta1) * g
+            v *= cfg.beta2
+            v += (1 - cfg.beta2) * (g * g)
+            denom = np.sqrt(v)
+            denom += cfg.eps
+            p -= step * (m / denom)
+    elif cfg.optimizer == "adagrad":
+        for name, p in params.items():
+            g, g2 = grads[name], state[f"g2/{name}"]
+            g2 += g * g
+            p -= lr * g / np.sqrt(g2 + cfg.eps)
+    elif cfg.optimizer == "sgd":
+        for name, p in params.items():
+            vel = state[f"vel/{name}"]
+            vel *= cfg.momentum
+            vel += grads[name]
+            p -= lr * vel
+    else:  # pragma: no cover - config.check() rejects this first
+        raise ValueError(cfg.optimizer)
+
+
+def global_norm(grads: dict[str, np.ndarray]) -> float:
+    """sqrt of the sum of squares of every gradient entry (summed per array by BLAS)."""
+    total = 0.0
+    for g in grads.values():
+        flat = g.reshape(-1)
+        total += float(np.dot(flat, flat))
+    return float(np.sqrt(total))
+
+
+def clip_grads(grads: dict[str, np.ndarray], mode: str, limit: float) -> float:
+    """Clip in place and return the global norm measured before clipping.
+
+    mode "norm" rescales every gradient by limit/norm when norm > limit;
+    mode "value" clips each element to [-limit, limit]. limit 0 does nothing.
+    """
+    norm = global_norm(grads)
+    if limit > 0 and np.isfinite(norm):
+        if mode == "norm" and norm > limit:
+            scale = limit / norm
+            for g in grads.values():
+                g *= scale
+        elif mode == "value":
+            for g in grads.values():
+                np.clip(g, -limit, limit, out=g)
+    return norm

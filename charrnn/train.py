@@ -1,0 +1,234 @@
+"""The training loop: batched truncated BPTT with clipping, validation and checkpoints."""
+from __future__ import annotations
+
+import math
+import re
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from charrnn import model, optim
+from charrnn.checkpoint import Checkpoint, save
+from charrnn.config import ModelConfig, TrainConfig
+from charrnn.data import Streams, fit_shape, split
+from charrnn.errors import CharRNNError, UsageError
+from charrnn.score import LN2, nats_per_char
+from charrnn.vocab import Vocab
+
+HISTORY_EVERY = 10  # train-loss history keeps one mean per this many steps
+
+
+@dataclass
+class Limits:
+    """When to stop: the first limit reached ends training."""
+
+    steps: int | None = None  # total optimizer steps of the model, counting earlier runs
+    epochs: float | None = None  # total passes over the training text, counting earlier runs
+    seconds: float | None = None  # wall-clock seconds of this run
+
+
+class Reporter:
+    """Where training says what it is doing; this one says nothing."""
+
+    def start(self, total: int | None, done: int) -> None: ...
+    def step(self, step: int, loss: float, chars_per_sec: float, lr: float) -> None: ...
+    def note(self, message: str) -> None: ...
+    def close(self) -> None: ...
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90``, ``90s``, ``5m``, ``1h`` or ``1h30m``; raises CharRNNError otherwise."""
+    t = text.strip().lower()
+    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?", t)
+    if not t or not parts or not any(parts.groups()):
+        raise UsageError(f"cannot read --time {text!r}; use seconds or a unit, e.g. 90, 90s, 5m, 1h")
+    h, m, s = (float(g) if g else 0.0 for g in parts.groups())
+    seconds = h * 3600 + m * 60 + s
+    if seconds <= 0:
+        raise UsageError(f"--time must be positive, not {text!r}")
+    return seconds
+
+
+def new_checkpoint(vocab: Vocab, mcfg: ModelConfig, tcfg: TrainConfig) -> Checkpoint:
+    """A fresh, untrained run: parameters drawn from a Generator seeded by tcfg.seed."""
+    mcfg.check()
+    tcfg.check()
+    rng = np.random.default_rng(tcfg.seed)
+    params = model.init_params(mcfg, rng)
+    return Checkpoint(
+        model=mcfg, train=tcfg, vocab=vocab, params=params,
+        opt_state=optim.init_state(params, tcfg.optimizer),
+        state=np.zeros(model.state_shape(mcfg, 1), dtype=mcfg.dtype), rng=rng,
+    )
+
+
+def best_path(out: str) -> str:
+    """Where the best-validation checkpoint goes: model.npz -> model.best.npz."""
+    return out[:-4] + ".best.npz" if out.endswith(".npz") else out + ".best.npz"
+
+
+def auto_eval_every(n_val: int, batch: int, seq_len: int) -> int:
+    """Steps between validation passes that keep validation near 5% of training time.
+
+    A forward-only pass costs about a third of a training step per character,
+    so validating n_val characters every 6*n_val/(B*T) steps costs ~1/18.
+    """
+    return max(100, math.ceil(6 * n_val / (batch * seq_len) / 100) * 100)
+
+
+def train(
+    ck: Checkpoint,
+    ids: np.ndarray,
+    out: str,
+    limits: Limits,
+    reporter: Reporter | None = None,
+    should_stop: Callable[[], str | None] = lambda: None,
+) -> dict:
+    """Train ``ck`` in place on the id array ``ids`` (n,), saving to ``out``.
+
+    The last ``val_frac`` of ids is validation. Stops at the first of
+    ``limits`` or when ``should_stop()`` returns a reason (e.g. "SIGINT"); in
+    every case the run is saved before returning. Returns the final metrics
+    (losses in nats/char and bits/char). A non-finite loss or gradient saves
+    the last good state and raises CharRNNError.
+    """
+    rep = reporter or Reporter()
+    mcfg, tcfg = ck.model, ck.train
+    train_ids, val_ids = split(ids, tcfg.val_frac)
+    B, T = fit_shape(len(train_ids), tcfg.batch, tcfg.seq_len)
+    if (B, T) != (tcfg.batch, tcfg.seq_len):
+        rep.note(f"note: the training text is short ({len(train_ids)} chars): using --batch {B} --seq-len {T}")
+    if tcfg.val_frac > 0 and len(val_ids) == 0:
+        rep.note("note: the text is too short to hold out a validation split; validating on nothing")
+    streams = Streams.of(train_ids, B, T)
+    spe = streams.steps_per_epoch
+    if ck.state.shape[1] != B or ck.pos >= spe:
+        if ck.step > 0:
+            rep.note("note: the batch shape or corpus changed since the checkpoint; restarting the epoch")
+        ck.state = np.zeros(model.state_shape(mcfg, B), dtype=mcfg.dtype)
+        ck.pos = 0
+    eval_every = tcfg.eval_every or auto_eval_every(len(val_ids), B, T)
+    lr = tcfg.lr
+
+    total = limits.steps
+    if limits.epochs is not None:
+        by_epochs = math.ceil(limits.epochs * spe)
+        total = by_epochs if total is None else min(total, by_epochs)
+    rep.start(total, ck.step)
+
+    t0 = time.monotonic()
+    run_chars, run_steps, window = 0, 0, []
+    last_val, stopped = None, None
+
+    def validate() -> float | None:
+        nonlocal last_val
+        if len(val_ids) < 2:
+            return None
+        last_val = nats_per_char(ck.params, mcfg, val_ids, batch=64)
+        ck.history["val"].append([ck.step, last_val])
+        train_now = float(np.mean(window)) if window else float("nan")
+        rep.note(
+            f"step {ck.step}: val {last_val:.4f} nats/char ({last_val / LN2:.4f} bits/char), "
+            f"train {train_now:.4f} nats/char, {time.monotonic() - t0:.1f}s"
+        )
+        if ck.best_val is None or last_val < ck.best_val:
+            ck.best_val, ck.best_step = last_val, ck.step
+            save(ck, best_path(out))
+        return last_val
+
+    try:
+        while True:
+            if limits.steps is not None and ck.step >= limits.steps:
+                stopped = "steps"
+            elif limits.epochs is not None and ck.epoch + ck.pos / spe >= limits.epochs:
+                stopped = "epochs"
+            elif limits.seconds is not None and time.monotonic() - t0 >= limits.seconds:
+                stopped = "time"
+            else:
+                stopped = should_stop()
+            if stopped:
+                break
+            x, y = streams.chunk(ck.pos)
+            loss, grads, new_state = model.loss_and_grads(ck.params, mcfg, x, y, ck.state)
+            norm = optim.clip_grads(grads, tcfg.clip_mode, tcfg.clip)
+            if not (math.isfinite(loss) and math.isfinite(norm)):
+                save(ck, out)  # the parameters are still the last good ones
+                what = "loss" if not math.isfinite(loss) else "gradient norm"
+                raise CharRNNError(
+                    f"training diverged at step {ck.step + 1} ({what} is {loss if what == 'loss' else norm}); "
+                    f"saved the last good state to {out}; try a lower --lr (now {lr:g}) or --clip 5"
+                )
+            optim.update(ck.params, grads, ck.opt_state, tcfg, lr)
+            ck.state = new_state
+            ck.step += 1
+            ck.chars_seen += x.size
+            run_chars += x.size
+            run_steps += 1
+            ck.pos += 1
+            if ck.pos == spe:  # epoch done: streams wrap to unrelated text, so the state resets
+                ck.pos, ck.epoch = 0, ck.epoch + 1
+                ck.state[...] = 0
+            window.append(loss)
+            if len(window) > 100:
+                window.pop(0)
+            if ck.step % HISTORY_EVERY == 0:
+                ck.history["train"].append([ck.step, float(np.mean(window[-HISTORY_EVERY:]))])
+            rep.step(ck.step, loss, run_chars / max(time.monotonic() - t0, 1e-9), lr)
+            if ck.step % eval_every == 0:
+                validate()
+                if not tcfg.save_every:
+                    save(ck, out)
+            if tcfg.save_every and ck.step % tcfg.save_every == 0:
+                save(ck, out)
+        if run_steps == 0 or ck.step % eval_every != 0:
+            validate()
+        save(ck, out)
+    finally:
+        rep.close()
+    seconds = time.monotonic() - t0
+    train_nats = float(np.mean(window)) if window else None
+    return {
+        "steps": ck.step,
+        "run_steps": run_steps,
+        "chars_seen": ck.chars_seen,
+        "seconds": round(seconds, 3),
+        "chars_per_sec": round(run_chars / seconds, 1) if seconds > 0 else 0.0,
+        "train_nats": train_nats,
+        "train_bits": train_nats / LN2 if train_nats is not None else None,
+        "val_nats": last_val,
+        "val_bits": last_val / LN2 if last_val is not None else None,
+        "best_val_nats": ck.best_val,
+        "best_step": ck.best_step,
+        "batch": B,
+        "seq_len": T,
+        "stopped_by": stopped,
+        "checkpoint": out,
+    }
+
+
+@contextmanager
+def stop_on_signals():
+    """While active, SIGINT and SIGTERM ask training to stop after the current step.
+
+    Yields ``should_stop() -> "SIGINT" | "SIGTERM" | None`` for :func:`train`.
+    A second Ctrl-C while stopping is ignored, so the final save completes.
+    """
+    received: list[str] = []
+
+    def handler(signum, frame):
+        received.append(signal.Signals(signum).name)
+
+    old = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, handler)
+    try:
+        yield lambda: received[0] if received else None
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
