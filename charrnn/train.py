@@ -154,15 +154,11 @@ def train(
             if stopped:
                 break
             x, y = streams.chunk(ck.pos)
-            loss, grads, new_state = model.loss_and_grads(ck.params, mcfg, x, y, ck.state)
-            norm = optim.clip_grads(grads, tcfg.clip_mode, tcfg.clip)
+            with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, once
+                loss, grads, new_state = model.loss_and_grads(ck.params, mcfg, x, y, ck.state)
+                norm = optim.clip_grads(grads, tcfg.clip_mode, tcfg.clip)
             if not (math.isfinite(loss) and math.isfinite(norm)):
-                save(ck, out)  # the parameters are still the last good ones
-                what = "loss" if not math.isfinite(loss) else "gradient norm"
-                raise CharRNNError(
-                    f"training diverged at step {ck.step + 1} ({what} is {loss if what == 'loss' else norm}); "
-                    f"saved the last good state to {out}; try a lower --lr (now {lr:g}) or --clip 5"
-                )
+                raise _diverged(ck, out, loss, norm, lr)
             optim.update(ck.params, grads, ck.opt_state, tcfg, lr)
             ck.state = new_state
             ck.step += 1
@@ -209,6 +205,19 @@ def train(
         "stopped_by": stopped,
         "checkpoint": out,
     }
+
+
+def _diverged(ck: Checkpoint, out: str, loss: float, norm: float, lr: float) -> CharRNNError:
+    """Save the state if it is still finite, and say what happened and what to try."""
+    what = f"loss is {loss}" if not math.isfinite(loss) else f"gradient norm is {norm}"
+    if all(np.isfinite(p).all() for p in ck.params.values()):
+        save(ck, out)  # the update has not happened: these weights are the last good ones
+        kept = f"saved the last good state (step {ck.step}) to {out}"
+    else:
+        kept = f"the last good checkpoint on disk is left as it was ({out})"
+    return CharRNNError(
+        f"training diverged at step {ck.step + 1} ({what}); {kept}; try a lower --lr (now {lr:g}) or --clip 5"
+    )
 
 
 @contextmanager

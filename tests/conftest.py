@@ -1,0 +1,82 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from charrnn import checkpoint
+from charrnn.cli import app
+from charrnn.config import ModelConfig, TrainConfig
+from charrnn.train import Limits, new_checkpoint, train
+from charrnn.vocab import Vocab
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPORA = ROOT / "corpora"
+SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
+
+
+def train_small(text: str, out: str, steps: int, hidden: int = 32, **train_opts) -> checkpoint.Checkpoint:
+    """Train a small model through the library and save it to ``out``."""
+    vocab = Vocab.from_text(text)
+    ck = new_checkpoint(vocab, ModelConfig(vocab_size=vocab.size, hidden=hidden), TrainConfig(**train_opts))
+    train(ck, vocab.encode(text), out, Limits(steps=steps))
+    return ck
+
+
+@pytest.fixture(scope="session")
+def home_model(tmp_path_factory) -> str:
+    """A model trained on corpora/home.txt until it knows HOME."""
+    out = str(tmp_path_factory.mktemp("home") / "home.npz")
+    train_small((CORPORA / "home.txt").read_text(), out, steps=200, hidden=32, lr=0.01)
+    return out
+
+
+@pytest.fixture(scope="session")
+def pantry_model(tmp_path_factory) -> str:
+    """A briefly trained model on the generated pantry corpus (a richer vocabulary)."""
+    out = str(tmp_path_factory.mktemp("pantry") / "pantry.npz")
+    train_small((CORPORA / "pantry.txt").read_text()[:60000], out, steps=60, hidden=48, lr=0.005)
+    return out
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def cli(runner):
+    """Run the real CLI in-process; returns the click Result (stdout and stderr apart)."""
+
+    def run(*args, input=None, env=None):
+        return runner.invoke(app, [str(a) for a in args], input=input, env=env)
+
+    return run
+
+
+def run_cmd(args, input=None, cwd=None, env=None, timeout=120) -> subprocess.CompletedProcess:
+    """Run ``python -m charrnn ARGS`` as a real process."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "charrnn", *map(str, args)],
+        input=input, capture_output=True, cwd=cwd, env=full_env, timeout=timeout,
+    )
+
+
+def run_shell(script: str, cwd=None, timeout=120) -> subprocess.CompletedProcess:
+    """Run a shell pipeline where ``charrnn`` is this interpreter's module."""
+    env = {**os.environ, "CHARRNN": f"{sys.executable} -m charrnn"}
+    return subprocess.run(["bash", "-c", "set -o pipefail; " + script], capture_output=True, cwd=cwd, env=env,
+                          timeout=timeout)
+
+
+def one_line_error(stderr: str) -> str:
+    """Assert stderr is exactly one error line without a traceback, and return it."""
+    lines = [l for l in stderr.splitlines() if l.strip()]
+    assert "Traceback" not in stderr, stderr
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("charrnn: error: "), stderr
+    return lines[0]
