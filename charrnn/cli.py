@@ -11,10 +11,14 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import List, Optional
 
-import click
 import numpy as np
 import typer
 from typer.core import TyperGroup
+
+try:  # newer typer releases vendor click; theirs are the exceptions raised
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older typer on the real click
+    from click import exceptions as click_errors
 
 from charrnn import __version__, checkpoint, model
 from charrnn.config import ModelConfig, TrainConfig
@@ -38,15 +42,14 @@ class _Group(TyperGroup):
             rv = super().main(
                 args=args, prog_name=prog_name or "charrnn", complete_var=complete_var, standalone_mode=False, **extra
             )
-        except click.exceptions.NoArgsIsHelpError as e:
-            click.echo(e.ctx.get_help(), err=True)
-            rv = 2
-        except click.UsageError as e:
+        except click_errors.NoArgsIsHelpError:
+            rv = 2  # the help has been printed
+        except click_errors.UsageError as e:
             where = e.ctx.command_path if e.ctx else "charrnn"
             _error(f"{e.format_message()} (see '{where} --help')".replace("\n", " "), e.exit_code)
-        except click.ClickException as e:
+        except click_errors.ClickException as e:
             _error(e.format_message().replace("\n", " "), e.exit_code)
-        except click.Abort:
+        except typer.Abort:
             _error("aborted", 1)
         except CharRNNError as e:
             _error(str(e), e.exit_code)
@@ -122,18 +125,18 @@ def _emit_json(obj) -> None:
 def train(
     corpus: List[str] = typer.Argument(..., help="Text files to learn from (UTF-8), or - for stdin.", show_default=False),
     out: str = typer.Option("model.npz", "-o", "--out", help="Checkpoint to write (the best one goes beside it as .best.npz)."),
-    hidden: Optional[int] = typer.Option(None, help=f"Hidden units per layer. [default: {_M.hidden}]", show_default=False),
-    seq_len: Optional[int] = typer.Option(None, help=f"Characters per BPTT chunk. [default: {_T.seq_len}]", show_default=False),
-    batch: Optional[int] = typer.Option(None, help=f"Parallel streams per step. [default: {_T.batch}]", show_default=False),
-    lr: Optional[float] = typer.Option(None, help=f"Learning rate. [default: {_T.lr:g}]", show_default=False),
-    optimizer: Optional[str] = typer.Option(None, help=f"adam, adagrad or sgd (momentum {_T.momentum}). [default: {_T.optimizer}]", show_default=False),
-    clip: Optional[float] = typer.Option(None, help=f"Gradient clipping threshold; 0 turns it off. [default: {_T.clip:g}]", show_default=False),
-    clip_mode: Optional[str] = typer.Option(None, help="norm: rescale by the global norm; value: clip each element. [default: norm]", show_default=False),
-    val_frac: Optional[float] = typer.Option(None, help=f"Fraction of the text, from its end, held out for validation. [default: {_T.val_frac}]", show_default=False),
-    eval_every: Optional[int] = typer.Option(None, help="Steps between validation passes. [default: automatic, ~5% of the time]", show_default=False),
-    save_every: Optional[int] = typer.Option(None, help="Steps between saves. [default: at each validation pass and at the end]", show_default=False),
-    seed: Optional[int] = typer.Option(None, help=f"Seed for initialisation and training. [default: {_T.seed}]", show_default=False),
-    steps: Optional[int] = typer.Option(None, help=f"Stop at this total step count. [default: {DEFAULT_STEPS} if no other limit]", show_default=False),
+    hidden: Optional[int] = typer.Option(None, help=f"Hidden units per layer. (default {_M.hidden})", show_default=False),
+    seq_len: Optional[int] = typer.Option(None, help=f"Characters per BPTT chunk. (default {_T.seq_len})", show_default=False),
+    batch: Optional[int] = typer.Option(None, help=f"Parallel streams per step. (default {_T.batch})", show_default=False),
+    lr: Optional[float] = typer.Option(None, help=f"Learning rate. (default {_T.lr:g})", show_default=False),
+    optimizer: Optional[str] = typer.Option(None, help=f"adam, adagrad or sgd (momentum {_T.momentum}). (default {_T.optimizer})", show_default=False),
+    clip: Optional[float] = typer.Option(None, help=f"Gradient clipping threshold; 0 turns it off. (default {_T.clip:g})", show_default=False),
+    clip_mode: Optional[str] = typer.Option(None, help="norm: rescale by the global norm; value: clip each element. (default norm)", show_default=False),
+    val_frac: Optional[float] = typer.Option(None, help=f"Fraction of the text, from its end, held out for validation. (default {_T.val_frac})", show_default=False),
+    eval_every: Optional[int] = typer.Option(None, help="Steps between validation passes. (default automatic, ~5% of the time)", show_default=False),
+    save_every: Optional[int] = typer.Option(None, help="Steps between saves. (default at each validation pass and at the end)", show_default=False),
+    seed: Optional[int] = typer.Option(None, help=f"Seed for initialisation and training. (default {_T.seed})", show_default=False),
+    steps: Optional[int] = typer.Option(None, help=f"Stop at this total step count. (default {DEFAULT_STEPS} if no other limit)", show_default=False),
     epochs: Optional[float] = typer.Option(None, help="Stop after this many passes over the text in total.", show_default=False),
     time_limit: Optional[str] = typer.Option(None, "--time", help="Stop after this long: seconds, or 90s, 5m, 1h.", show_default=False),
     resume: bool = typer.Option(False, "--resume", help="Continue the checkpoint at --out: weights, optimizer, data position, RNG."),
