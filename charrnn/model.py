@@ -80,6 +80,30 @@ def _layers_forward(params, cfg, x, state0):
     return inp, state_last, caches
 
 
+ONE_HOT_MAX_V = 256  # up to this vocabulary size, a one-hot product is the fastest scatter
+
+
+def scatter_rows(ids, rows, V: int):
+    """(V, W) sums of ``rows`` (N, W) grouped by ``ids`` (N,): the lookup table's gradient.
+
+    np.add.at is exact but slow (7.6 ms at N=4096, W=256). For small
+    vocabularies a (V, N) one-hot product runs as one BLAS call (0.8 ms);
+    for large ones, sorting by id and np.add.reduceat (2.5 ms) does not grow
+    with V.
+    """
+    N = len(ids)
+    if V <= ONE_HOT_MAX_V:
+        onehot = np.zeros((V, N), dtype=rows.dtype)
+        onehot[ids, np.arange(N)] = 1
+        return onehot @ rows
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+    out = np.zeros((V, rows.shape[1]), dtype=rows.dtype)
+    out[sorted_ids[starts]] = np.add.reduceat(rows[order], starts, axis=0)
+    return out
+
+
 def _log_softmax_nll(logits, y):
     """logits (N, V) shifted in place; y (N,). Returns (nll (N,), exp-shifted (N, V), sums (N, 1))."""
     logits -= logits.max(axis=1, keepdims=True)
@@ -122,9 +146,7 @@ def loss_and_grads(params, cfg: ModelConfig, x, y, state0):
         dxp2 = dxp.reshape(T * B, -1)  # (N, GH)
         grads[f"b_a.{k}"] = dxp2.sum(axis=0)
         if k == 0:
-            dW = np.zeros_like(params["W_ax.0"])
-            np.add.at(dW, x.reshape(-1), dxp2)  # scatter-add rows back to the lookup table
-            grads["W_ax.0"] = dW
+            grads["W_ax.0"] = scatter_rows(x.reshape(-1), dxp2, cfg.vocab_size)
         else:
             grads[f"W_ax.{k}"] = inp.reshape(T * B, -1).T @ dxp2
             dh = (dxp2 @ params[f"W_ax.{k}"].T).reshape(T, B, H)

@@ -81,6 +81,30 @@ def auto_eval_every(n_val: int, batch: int, seq_len: int) -> int:
     return max(100, math.ceil(6 * n_val / (batch * seq_len) / 100) * 100)
 
 
+def train_step(ck: Checkpoint, streams: Streams, lr: float) -> tuple[float, float, int]:
+    """One optimizer step on the next chunk; advances the data position and carried state.
+
+    Returns (loss nats/char, gradient norm before clipping, characters
+    trained). If the loss or gradient is not finite, nothing changes and 0
+    characters are returned.
+    """
+    x, y = streams.chunk(ck.pos)  # (T, B)
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported by the caller
+        loss, grads, new_state = model.loss_and_grads(ck.params, ck.model, x, y, ck.state)
+        norm = optim.clip_grads(grads, ck.train.clip_mode, ck.train.clip)
+    if not (math.isfinite(loss) and math.isfinite(norm)):
+        return loss, norm, 0
+    optim.update(ck.params, grads, ck.opt_state, ck.train, lr)
+    ck.state = new_state
+    ck.step += 1
+    ck.chars_seen += x.size
+    ck.pos += 1
+    if ck.pos == streams.steps_per_epoch:  # epoch done: streams wrap to unrelated text, so the state resets
+        ck.pos, ck.epoch = 0, ck.epoch + 1
+        ck.state[...] = 0
+    return loss, norm, x.size
+
+
 def train(
     ck: Checkpoint,
     ids: np.ndarray,
@@ -153,22 +177,11 @@ def train(
                 stopped = should_stop()
             if stopped:
                 break
-            x, y = streams.chunk(ck.pos)
-            with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, once
-                loss, grads, new_state = model.loss_and_grads(ck.params, mcfg, x, y, ck.state)
-                norm = optim.clip_grads(grads, tcfg.clip_mode, tcfg.clip)
-            if not (math.isfinite(loss) and math.isfinite(norm)):
+            loss, norm, n_chars = train_step(ck, streams, lr)
+            if not n_chars:
                 raise _diverged(ck, out, loss, norm, lr)
-            optim.update(ck.params, grads, ck.opt_state, tcfg, lr)
-            ck.state = new_state
-            ck.step += 1
-            ck.chars_seen += x.size
-            run_chars += x.size
+            run_chars += n_chars
             run_steps += 1
-            ck.pos += 1
-            if ck.pos == spe:  # epoch done: streams wrap to unrelated text, so the state resets
-                ck.pos, ck.epoch = 0, ck.epoch + 1
-                ck.state[...] = 0
             window.append(loss)
             if len(window) > 100:
                 window.pop(0)

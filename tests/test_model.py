@@ -117,3 +117,18 @@ def test_optimizers_keep_state_per_parameter_and_descend(name):
         optim.update(params, {k: 2 * v for k, v in params.items()}, state, cfg, lr)
     assert int(state["t"]) == 300
     assert all(np.abs(v).max() < 0.05 for v in params.values()), params
+
+
+@pytest.mark.parametrize("V", [5, 300])
+def test_scatter_rows_sums_rows_by_id(V):
+    rng = np.random.default_rng(1)
+    ids = rng.integers(0, V, 500)
+    rows = rng.normal(size=(500, 7))
+    expected = np.zeros((V, 7))
+    np.add.at(expected, ids, rows)
+    np.testing.assert_allclose(model.scatter_rows(ids, rows, V), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_gradients_are_right_for_a_large_vocabulary():
+    errors = check_gradients(ModelConfig(vocab_size=300, hidden=3), seq_len=4, batch=2)
+    assert max(errors.values()) < 1e-5, errors
