@@ -81,14 +81,14 @@ MIN_STREAM = 256  # scoring streams are at least this long, so few predictions s
 def padded_streams(ids: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cut ids into at most ``batch`` streams that together cover every prediction.
 
-    Returns x, y (B, L) and a float mask (B, L) that is 0 on padding, which
-    only ever sits at the end of the last streams.
+    Returns x, y (B, L) and a boolean mask (B, L) that is False on padding,
+    which only ever sits at the end of the last stream.
     """
     n = len(ids) - 1  # predictions
     B = max(1, min(batch, n // MIN_STREAM))
     L = -(-n // B)
     x = np.zeros(B * L, dtype=ids.dtype)
     y = np.zeros(B * L, dtype=ids.dtype)
-    mask = np.zeros(B * L, dtype=np.float64)
-    x[:n], y[:n], mask[:n] = ids[:-1], ids[1:], 1.0
+    mask = np.zeros(B * L, dtype=bool)
+    x[:n], y[:n], mask[:n] = ids[:-1], ids[1:], True
     return x.reshape(B, L), y.reshape(B, L), mask.reshape(B, L)

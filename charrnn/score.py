@@ -28,7 +28,7 @@ def total_nll(params, cfg: ModelConfig, ids: np.ndarray, batch: int = 64, seq_le
     total = 0.0
     for j in range(0, L, seq_len):
         nll, state = model.chunk_nll(params, cfg, x[:, j : j + seq_len].T, y[:, j : j + seq_len].T, state)
-        total += float((nll * mask[:, j : j + seq_len].T).sum())
+        total += float(nll.sum(where=mask[:, j : j + seq_len].T, dtype=np.float64))
     return total, len(ids) - 1
 
 

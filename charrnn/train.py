@@ -147,13 +147,15 @@ def train(
 
     t0 = time.monotonic()
     run_chars, run_steps, window = 0, 0, []
-    last_val, stopped = None, None
+    last_val, stopped, val_seconds = None, None, 0.0
 
     def validate() -> float | None:
-        nonlocal last_val
+        nonlocal last_val, val_seconds
         if len(val_ids) < 2:
             return None
+        v0 = time.monotonic()
         last_val = nats_per_char(ck.params, mcfg, val_ids, batch=64)
+        val_seconds += time.monotonic() - v0
         ck.history["val"].append([ck.step, last_val])
         train_now = float(np.mean(window)) if window else float("nan")
         rep.note(
@@ -207,6 +209,8 @@ def train(
         "chars_seen": ck.chars_seen,
         "seconds": round(seconds, 3),
         "chars_per_sec": round(run_chars / seconds, 1) if seconds > 0 else 0.0,
+        "val_seconds": round(val_seconds, 3),
+        "eval_every": eval_every,
         "train_nats": train_nats,
         "train_bits": train_nats / LN2 if train_nats is not None else None,
         "val_nats": last_val,

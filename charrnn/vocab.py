@@ -84,8 +84,13 @@ class Vocab:
         return bad
 
     def encode(self, text: str, skip_unknown: bool = False) -> np.ndarray:
-        """(n,) ids of ``text``; unknown characters raise, or are dropped if ``skip_unknown``."""
-        parts = []
+        """(n,) ids of ``text``; unknown characters raise, or are dropped if ``skip_unknown``.
+
+        Works in chunks into one preallocated array, so a 100 MB corpus costs
+        100 MB of uint8 ids and a few MB of scratch, not n int64s.
+        """
+        out = np.empty(len(text), dtype=self.dtype)
+        n = 0
         for i in range(0, len(text), _CHUNK):
             cps = _code_points(text[i : i + _CHUNK])
             pos = np.searchsorted(self._cps, cps).clip(0, max(self.size - 1, 0))
@@ -98,8 +103,9 @@ class Vocab:
                         f"{describe_chars(sorted(bad))}"
                     )
                 pos = pos[ok]
-            parts.append(pos.astype(self.dtype))
-        return np.concatenate(parts) if parts else np.zeros(0, self.dtype)
+            out[n : n + len(pos)] = pos
+            n += len(pos)
+        return out[:n] if n < len(out) else out
 
     def decode(self, ids: Iterable[int] | np.ndarray) -> str:
         """The text of ``ids``; ``decode(encode(t)) == t`` for any vocabulary text."""

@@ -63,7 +63,7 @@ def test_padded_streams_cover_every_prediction_once():
     ids = np.arange(1000) % 7
     x, y, mask = padded_streams(ids, 64)
     assert mask.sum() == 999
-    got = sorted(zip(x[mask > 0].tolist(), y[mask > 0].tolist()))
+    got = sorted(zip(x[mask].tolist(), y[mask].tolist()))
     assert got == sorted(zip(ids[:-1].tolist(), ids[1:].tolist()))
 
 
