@@ -42,7 +42,7 @@ try:
 except ImportError:  # pragma: no cover - depends on the machine
     torch = None
 
-CELLS = ("rnn",)
+
 
 
 class TorchModel(nn.Module if torch else object):

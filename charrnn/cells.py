@@ -10,7 +10,8 @@ Arrays are row-major and batched, so the textbook column form
 ``a_t = tanh(W_aa a_{t-1} + W_ax x_t + b_a)`` reads here as
 ``a_t = tanh(a_{t-1} @ W_aa + xp_t)`` with W_aa of shape (H, H).
 
-A cell's state is one array (B, S): S = H for the vanilla RNN. The functions
+A cell's state is one array (B, S): S = H for the vanilla RNN and the GRU,
+S = 2H for the LSTM (h and c side by side). The functions
 are pure apart from scratch buffers they allocate; caches are returned, never
 kept.
 """
@@ -69,6 +70,195 @@ def rnn_step(W_aa, xp, a):
     return h, h
 
 
+def _sigmoid(z, out=None):
+    """Logistic function, in place when out is z; written via tanh to avoid exp overflow."""
+    out = np.multiply(z, 0.5, out=out)
+    np.tanh(out, out=out)
+    out += 1
+    out *= 0.5
+    return out
+
+
+def _half_gates(W_aa, xp, n_sig: int):
+    """Pre-halve the sigmoid gates' inputs so one tanh per step serves every gate.
+
+    sigmoid(z) = (1 + tanh(z / 2)) / 2, so with the first ``n_sig`` columns
+    of xp (T, B, G) and of W_aa (H, G) halved once per chunk, each step needs
+    a single tanh over all gates and an affine fix-up of the sigmoid ones.
+    Returns the halved copy of W_aa; xp is halved in place.
+    """
+    xp[:, :, :n_sig] *= 0.5
+    W = W_aa.copy()
+    W[:, :n_sig] *= 0.5
+    return W
+
+
+def lstm_forward(W_aa, xp, s0):
+    """LSTM over a chunk; gates in the order input, forget, output, candidate.
+
+    W_aa (H, 4H); xp (T, B, 4H), overwritten with the activated gates;
+    s0 (B, 2H) = [h, c]. Returns (hs (T, B, H), s_last (B, 2H), cache).
+
+        i, f, o = sigmoid(.), g = tanh(.) of  xp_t + h_{t-1} @ W_aa
+        c_t = f * c_{t-1} + i * g
+        h_t = o * tanh(c_t)
+    """
+    T, B, G = xp.shape
+    H = G // 4
+    W = _half_gates(W_aa, xp, 3 * H)
+    hs = np.empty((T, B, H), dtype=xp.dtype)
+    cs = np.empty((T, B, H), dtype=xp.dtype)  # c_t
+    tcs = np.empty((T, B, H), dtype=xp.dtype)  # tanh(c_t)
+    tmp = np.empty((B, G), dtype=xp.dtype)
+    ig = np.empty((B, H), dtype=xp.dtype)
+    h, c = s0[:, :H], s0[:, H:]
+    for t in range(T):
+        z = xp[t]
+        np.matmul(h, W, out=tmp)
+        z += tmp
+        np.tanh(z, out=z)
+        sig = z[:, : 3 * H]
+        sig *= 0.5
+        sig += 0.5  # i, f, o = sigmoid of the (halved) pre-activations
+        i, f, o, g = z[:, :H], z[:, H : 2 * H], z[:, 2 * H : 3 * H], z[:, 3 * H :]
+        np.multiply(f, c, out=cs[t])
+        np.multiply(i, g, out=ig)
+        cs[t] += ig
+        np.tanh(cs[t], out=tcs[t])
+        np.multiply(o, tcs[t], out=hs[t])
+        h, c = hs[t], cs[t]
+    s_last = np.concatenate([h, c], axis=1)
+    return hs, s_last, (s0, xp, hs, cs, tcs)
+
+
+def lstm_backward(W_aa, cache, dhs):
+    """Backpropagate a chunk through the LSTM. Returns (dxp (T, B, 4H), dW_aa, ds0 (B, 2H))."""
+    s0, gates, hs, cs, tcs = cache
+    T, B, H = hs.shape
+    # everything that does not depend on the backward recurrence, for the whole chunk at once
+    dact = gates * (1 - gates)  # (T, B, 4H): sigmoid' for i, f, o ...
+    dact[:, :, 3 * H :] = 1 - gates[:, :, 3 * H :] ** 2  # ... and tanh' for g
+    o_dtc = gates[:, :, 2 * H : 3 * H] * (1 - tcs * tcs)  # o_t * tanh'(c_t)
+    dz = np.empty_like(gates)  # (T, B, 4H) gradient of the gate pre-activations
+    dh_next = np.zeros((B, H), dtype=hs.dtype)
+    dc_next = np.zeros((B, H), dtype=hs.dtype)
+    dc = np.empty((B, H), dtype=hs.dtype)
+    W_aa_T = W_aa.T
+    c0 = s0[:, H:]
+    for t in range(T - 1, -1, -1):
+        i, f, g = gates[t][:, :H], gates[t][:, H : 2 * H], gates[t][:, 3 * H :]
+        dh = dhs[t]
+        dh += dh_next
+        np.multiply(dh, o_dtc[t], out=dc)
+        dc += dc_next
+        d = dz[t]
+        np.multiply(dc, g, out=d[:, :H])  # dL/di
+        np.multiply(dc, cs[t - 1] if t > 0 else c0, out=d[:, H : 2 * H])  # dL/df
+        np.multiply(dh, tcs[t], out=d[:, 2 * H : 3 * H])  # dL/do
+        np.multiply(dc, i, out=d[:, 3 * H :])  # dL/dg
+        d *= dact[t]  # through the gate nonlinearities
+        np.multiply(dc, f, out=dc_next)
+        np.matmul(d, W_aa_T, out=dh_next)
+    h0 = s0[:, :H]
+    dW_aa = h0.T @ dz[0]
+    if T > 1:
+        dW_aa += hs[:-1].reshape(-1, H).T @ dz[1:].reshape(-1, 4 * H)
+    return dz, dW_aa, np.concatenate([dh_next, dc_next], axis=1)
+
+
+def lstm_step(W_aa, xp, s):
+    """One LSTM step: xp (B, 4H) with the bias added, s (B, 2H) -> (h (B, H), new state (B, 2H))."""
+    H = s.shape[1] // 2
+    z = xp + s[:, :H] @ W_aa
+    _sigmoid(z[:, : 3 * H], out=z[:, : 3 * H])
+    g = np.tanh(z[:, 3 * H :])
+    c = z[:, H : 2 * H] * s[:, H:] + z[:, :H] * g
+    h = z[:, 2 * H : 3 * H] * np.tanh(c)
+    return h, np.concatenate([h, c], axis=1)
+
+
+def gru_forward(W_aa, xp, h0):
+    """GRU over a chunk; gates in the order reset, update, candidate.
+
+    W_aa (H, 3H); xp (T, B, 3H), overwritten with [r, u, n]; h0 (B, H).
+    Returns (hs (T, B, H), h_last (B, H), cache).
+
+        [a_r, a_u, a_n] = h_{t-1} @ W_aa
+        r = sigmoid(x_r + a_r), u = sigmoid(x_u + a_u)
+        n = tanh(x_n + r * a_n)
+        h_t = (1 - u) * n + u * h_{t-1}
+    The candidate's recurrent part has no bias of its own (b_a sits on the input side).
+    """
+    T, B, G = xp.shape
+    H = G // 3
+    W = _half_gates(W_aa, xp, 2 * H)
+    hs = np.empty((T, B, H), dtype=xp.dtype)
+    A = np.empty((T, B, G), dtype=xp.dtype)  # h_{t-1} @ W (halved r, u columns)
+    tmp = np.empty((B, H), dtype=xp.dtype)
+    h = h0
+    for t in range(T):
+        z, a = xp[t], A[t]
+        np.matmul(h, W, out=a)
+        ru = z[:, : 2 * H]
+        ru += a[:, : 2 * H]
+        np.tanh(ru, out=ru)
+        ru *= 0.5
+        ru += 0.5  # r, u
+        n = z[:, 2 * H :]
+        np.multiply(z[:, :H], a[:, 2 * H :], out=tmp)
+        n += tmp
+        np.tanh(n, out=n)
+        np.subtract(h, n, out=hs[t])  # h_t = n + u * (h_{t-1} - n)
+        hs[t] *= z[:, H : 2 * H]
+        hs[t] += n
+        h = hs[t]
+    return hs, h.copy(), (h0, xp, hs, A[:, :, 2 * H :])
+
+
+def gru_backward(W_aa, cache, dhs):
+    """Backpropagate a chunk through the GRU. Returns (dxp (T, B, 3H), dW_aa, dh0 (B, H))."""
+    h0, gates, hs, an = cache
+    T, B, H = hs.shape
+    r, u, n = gates[:, :, :H], gates[:, :, H : 2 * H], gates[:, :, 2 * H :]
+    # chunk-wide factors that do not depend on the backward recurrence
+    one_minus_u_dn = (1 - u) * (1 - n * n)  # d n_pre / d h_t, through (1 - u) and tanh'
+    h_prev = np.concatenate([h0[None], hs[:-1]])  # (T, B, H)
+    du_fac = (h_prev - n) * u * (1 - u)  # d u_pre / d h_t
+    dr_fac = an * r * (1 - r)  # d r_pre / d n_pre
+    dxp = np.empty_like(gates)  # gradient of the input-side pre-activations
+    dah = np.empty_like(gates)  # gradient of h_{t-1} @ W_aa
+    dh_next = np.zeros((B, H), dtype=hs.dtype)
+    W_aa_T = W_aa.T
+    for t in range(T - 1, -1, -1):
+        dh = dhs[t]
+        dh += dh_next
+        dx, da = dxp[t], dah[t]
+        dzn = dx[:, 2 * H :]
+        np.multiply(dh, one_minus_u_dn[t], out=dzn)
+        np.multiply(dzn, r[t], out=da[:, 2 * H :])
+        np.multiply(dzn, dr_fac[t], out=dx[:, :H])
+        np.multiply(dh, du_fac[t], out=dx[:, H : 2 * H])
+        da[:, : 2 * H] = dx[:, : 2 * H]
+        np.matmul(da, W_aa_T, out=dh_next)
+        dh *= u[t]
+        dh_next += dh
+    dW_aa = h0.T @ dah[0]
+    if T > 1:
+        dW_aa += hs[:-1].reshape(-1, H).T @ dah[1:].reshape(-1, 3 * H)
+    return dxp, dW_aa, dh_next
+
+
+def gru_step(W_aa, xp, h):
+    """One GRU step: xp (B, 3H) with the bias added, h (B, H) -> (h, h)."""
+    H = h.shape[1]
+    a = h @ W_aa
+    ru = _sigmoid(xp[:, : 2 * H] + a[:, : 2 * H])
+    n = np.tanh(xp[:, 2 * H :] + ru[:, :H] * a[:, 2 * H :])
+    u = ru[:, H:]
+    h_new = n + u * (h - n)
+    return h_new, h_new
+
+
 class Cell(NamedTuple):
     """How a cell type plugs into the model."""
 
@@ -81,4 +271,6 @@ class Cell(NamedTuple):
 
 CELLS = {
     "rnn": Cell(1, 1, rnn_forward, rnn_backward, rnn_step),
+    "lstm": Cell(4, 2, lstm_forward, lstm_backward, lstm_step),
+    "gru": Cell(3, 1, gru_forward, gru_backward, gru_step),
 }

@@ -125,7 +125,10 @@ def _emit_json(obj) -> None:
 def train(
     corpus: List[str] = typer.Argument(..., help="Text files to learn from (UTF-8), or - for stdin.", show_default=False),
     out: str = typer.Option("model.npz", "-o", "--out", help="Checkpoint to write (the best one goes beside it as .best.npz)."),
+    cell: Optional[str] = typer.Option(None, help=f"Recurrent cell: rnn, lstm or gru. (default {_M.cell})", show_default=False),
     hidden: Optional[int] = typer.Option(None, help=f"Hidden units per layer. (default {_M.hidden})", show_default=False),
+    layers: Optional[int] = typer.Option(None, help=f"Stacked recurrent layers. (default {_M.layers})", show_default=False),
+    dropout: Optional[float] = typer.Option(None, help=f"Dropout after each layer while training, in [0, 1). (default {_T.dropout:g})", show_default=False),
     seq_len: Optional[int] = typer.Option(None, help=f"Characters per BPTT chunk. (default {_T.seq_len})", show_default=False),
     batch: Optional[int] = typer.Option(None, help=f"Parallel streams per step. (default {_T.batch})", show_default=False),
     lr: Optional[float] = typer.Option(None, help=f"Learning rate. (default {_T.lr:g})", show_default=False),
@@ -165,9 +168,9 @@ def train(
         raise UsageError(f"--epochs must be positive, not {epochs}")
     seconds = parse_duration(time_limit) if time_limit is not None else None
     given = dict(seq_len=seq_len, batch=batch, lr=lr, optimizer=optimizer, clip=clip, clip_mode=clip_mode,
-                 val_frac=val_frac, eval_every=eval_every, save_every=save_every, seed=seed)
+                 val_frac=val_frac, eval_every=eval_every, save_every=save_every, seed=seed, dropout=dropout)
     given = {k: v for k, v in given.items() if v is not None}
-    mgiven = {"hidden": hidden} if hidden is not None else {}
+    mgiven = {k: v for k, v in dict(cell=cell, hidden=hidden, layers=layers).items() if v is not None}
     ModelConfig(vocab_size=1, **mgiven).check()
     TrainConfig(**given).check()
     checkpoint.check_writable(out)

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields
 
 from charrnn.errors import CharRNNError, UsageError
 
-CELLS = ("rnn",)  # recurrent cell types
+CELLS = ("rnn", "lstm", "gru")  # recurrent cell types
 OPTIMIZERS = ("adam", "adagrad", "sgd")
 CLIP_MODES = ("norm", "value")
 
@@ -19,7 +19,7 @@ class ModelConfig:
 
     vocab_size: int = 0  # V: number of distinct characters (set from the corpus)
     hidden: int = 256  # H: hidden units per layer
-    cell: str = "rnn"  # recurrent cell: rnn (tanh)
+    cell: str = "rnn"  # recurrent cell: rnn (tanh), lstm or gru
     layers: int = 1  # stacked recurrent layers
     dtype: str = "float32"  # parameter and activation dtype (float64 for gradient checks)
 
@@ -43,6 +43,7 @@ class TrainConfig:
     beta1: float = 0.9  # adam first-moment decay
     beta2: float = 0.999  # adam second-moment decay
     eps: float = 1e-8  # adam / adagrad denominator guard
+    dropout: float = 0.0  # inverted dropout after every layer, in training only
     clip: float = 5.0  # clipping threshold; 0 turns clipping off
     clip_mode: str = "norm"  # norm: rescale by global norm | value: clip each element to [-clip, clip]
     val_frac: float = 0.1  # fraction of the text, taken from its end, held out for validation
@@ -58,6 +59,8 @@ class TrainConfig:
             raise UsageError(f"unknown --clip-mode {self.clip_mode!r}; choose norm or value")
         if not self.clip >= 0:
             raise UsageError(f"--clip must be 0 (off) or positive, not {self.clip}")
+        if not 0 <= self.dropout < 1:
+            raise UsageError(f"--dropout must be in [0, 1), not {self.dropout}")
         if not 0 <= self.val_frac < 1:
             raise UsageError(f"--val-frac must be in [0, 1), not {self.val_frac}")
         if self.eval_every < 0 or self.save_every < 0:

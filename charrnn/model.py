@@ -41,14 +41,20 @@ def state_shape(cfg: ModelConfig, batch: int) -> tuple[int, int, int]:
 def init_params(cfg: ModelConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Uniform(-1/sqrt(H), 1/sqrt(H)) weights, zero biases; layer 0's lookup table is wider.
 
+    The LSTM's forget-gate bias starts at 1, so that early in training the
+    cell keeps its memory and gradients flow back through c_t.
+
     The lookup table W_ax.0 plays the part of an embedding followed by a
     projection, so its entries get that product's scale (about 0.58).
     """
     bound = 1.0 / np.sqrt(cfg.hidden)
+    H = cfg.hidden
     params = {}
     for name, shape in param_shapes(cfg).items():
         if name.startswith("b_"):
             params[name] = np.zeros(shape, dtype=cfg.dtype)
+            if cfg.cell == "lstm" and name.startswith("b_a."):
+                params[name][H : 2 * H] = 1.0  # forget-gate bias 1: remember by default at the start
         else:
             b = 1.0 if name == "W_ax.0" else bound
             params[name] = rng.uniform(-b, b, size=shape).astype(cfg.dtype)
@@ -59,10 +65,19 @@ def num_params(params: dict[str, np.ndarray]) -> int:
     return int(sum(p.size for p in params.values()))
 
 
-def _layers_forward(params, cfg, x, state0):
+def _dropout_mask(rng, shape, p: float, dtype):
+    """Inverted dropout: keep with probability 1-p and scale by 1/(1-p), so eval needs no change."""
+    keep = rng.random(shape, dtype=np.float32) >= p
+    return keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
+
+
+def _layers_forward(params, cfg, x, state0, dropout: float = 0.0, rng=None):
     """Run every layer over a chunk. x (T, B) ids; state0 (L, B, S).
 
-    Returns (top hidden states (T, B, H), state_last (L, B, S), per-layer caches).
+    With dropout > 0 (training only), each layer's output is multiplied by a
+    fresh inverted-dropout mask drawn from ``rng`` before it feeds the next
+    layer or the output projection.
+    Returns (top output (T, B, H), state_last (L, B, S), per-layer caches).
     """
     cell = CELLS[cfg.cell]
     T, B = x.shape
@@ -75,7 +90,11 @@ def _layers_forward(params, cfg, x, state0):
             xp = (inp.reshape(T * B, -1) @ params[f"W_ax.{k}"]).reshape(T, B, -1)
         xp += params[f"b_a.{k}"]
         hs, state_last[k], cache = cell.forward(params[f"W_aa.{k}"], xp, state0[k])
-        caches.append((inp, cache))
+        mask = None
+        if dropout > 0:
+            mask = _dropout_mask(rng, hs.shape, dropout, hs.dtype)
+            hs = hs * mask
+        caches.append((inp, cache, mask))
         inp = hs
     return inp, state_last, caches
 
@@ -113,10 +132,12 @@ def _log_softmax_nll(logits, y):
     return nll, e, s
 
 
-def loss_and_grads(params, cfg: ModelConfig, x, y, state0):
+def loss_and_grads(params, cfg: ModelConfig, x, y, state0, dropout: float = 0.0, rng=None):
     """Forward and backward over one chunk of truncated BPTT.
 
     x, y (T, B) int ids (y is x shifted by one); state0 (L, B, S) carried in.
+    ``dropout`` > 0 applies inverted dropout after every layer, with masks
+    drawn from the Generator ``rng``.
     Returns (loss, grads, state_last): loss is the mean cross-entropy in
     nats/char over the T*B predictions, grads has the keys of params, and
     state_last (L, B, S) is what the caller carries into the next chunk.
@@ -125,7 +146,7 @@ def loss_and_grads(params, cfg: ModelConfig, x, y, state0):
     T, B = x.shape
     H = cfg.hidden
     cell = CELLS[cfg.cell]
-    top, state_last, caches = _layers_forward(params, cfg, x, state0)
+    top, state_last, caches = _layers_forward(params, cfg, x, state0, dropout, rng)
     h = top.reshape(T * B, H)
     logits = h @ params["W_ya"]  # (N, V)
     logits += params["b_y"]
@@ -141,7 +162,9 @@ def loss_and_grads(params, cfg: ModelConfig, x, y, state0):
     grads = {"W_ya": h.T @ dlogits, "b_y": dlogits.sum(axis=0)}
     dh = (dlogits @ params["W_ya"].T).reshape(T, B, H)
     for k in range(cfg.layers - 1, -1, -1):
-        inp, cache = caches[k]
+        inp, cache, mask = caches[k]
+        if mask is not None:
+            dh *= mask
         dxp, grads[f"W_aa.{k}"], _ = cell.backward(params[f"W_aa.{k}"], cache, dh)
         dxp2 = dxp.reshape(T * B, -1)  # (N, GH)
         grads[f"b_a.{k}"] = dxp2.sum(axis=0)

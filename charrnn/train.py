@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 from charrnn import model, optim
+from charrnn.alloc import keep_freed_memory
 from charrnn.checkpoint import Checkpoint, save
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Streams, fit_shape, split
@@ -90,7 +91,9 @@ def train_step(ck: Checkpoint, streams: Streams, lr: float) -> tuple[float, floa
     """
     x, y = streams.chunk(ck.pos)  # (T, B)
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported by the caller
-        loss, grads, new_state = model.loss_and_grads(ck.params, ck.model, x, y, ck.state)
+        loss, grads, new_state = model.loss_and_grads(
+            ck.params, ck.model, x, y, ck.state, ck.train.dropout, ck.rng
+        )
         norm = optim.clip_grads(grads, ck.train.clip_mode, ck.train.clip)
     if not (math.isfinite(loss) and math.isfinite(norm)):
         return loss, norm, 0
@@ -122,6 +125,7 @@ def train(
     the last good state and raises CharRNNError.
     """
     rep = reporter or Reporter()
+    keep_freed_memory()
     mcfg, tcfg = ck.model, ck.train
     train_ids, val_ids = split(ids, tcfg.val_frac)
     B, T = fit_shape(len(train_ids), tcfg.batch, tcfg.seq_len)
