@@ -22,30 +22,43 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 
-def rnn_forward(W_aa, xp, a0):
+def _prev_states(s0, hs, keep):
+    """(T, B, H): the state each step started from, after any reset by ``keep``."""
+    prev = np.concatenate([s0[None], hs[:-1]])
+    if keep is not None:
+        prev *= keep
+    return prev
+
+
+def rnn_forward(W_aa, xp, a0, keep=None):
     """Vanilla tanh RNN over a chunk.
 
     W_aa (H, H); xp (T, B, H), overwritten with the outputs; a0 (B, H).
+    ``keep`` (T, B, 1) of 0/1, if given, multiplies the state entering step t
+    (records mode: 0 resets the state before a newline).
     Returns (hs (T, B, H), a_last (B, H), cache).
     """
     tmp = np.empty_like(a0)  # (B, H) scratch for the recurrent product
     a = a0
     for t in range(xp.shape[0]):
+        if keep is not None:
+            a = a * keep[t]
         z = xp[t]
         np.matmul(a, W_aa, out=tmp)
         z += tmp
         np.tanh(z, out=z)  # a_t = tanh(a_{t-1} @ W_aa + x_t @ W_ax + b_a)
         a = z
-    return xp, a.copy(), (a0, xp)
+    return xp, a.copy(), (a0, xp, keep)
 
 
-def rnn_backward(W_aa, cache, dhs):
+def rnn_backward(W_aa, cache, dhs, trace=None):
     """Backpropagate a chunk through the RNN.
 
     dhs (T, B, H): dLoss/da_t from above (output layer or next layer), overwritten.
-    Returns (dxp (T, B, H), dW_aa (H, H), da0 (B, H)).
+    Returns (dxp (T, B, H), dW_aa (H, H), da0 (B, H)). If ``trace`` is a list,
+    dLoss/da_{t-1} (B, S) is appended after each step t, from the last step back.
     """
-    a0, hs = cache
+    a0, hs, keep = cache
     H = a0.shape[1]
     dtanh = np.multiply(hs, hs)  # (T, B, H)
     np.subtract(1, dtanh, out=dtanh)  # tanh' = 1 - a_t^2
@@ -57,15 +70,17 @@ def rnn_backward(W_aa, cache, dhs):
         d += carry
         d *= dtanh[t]  # dLoss/dz_t, z_t the pre-activation
         np.matmul(d, W_aa_T, out=carry)
-    # dW_aa = sum_t a_{t-1}^T dz_t, as two products instead of T small ones
-    dW_aa = a0.T @ dz[0]
-    if hs.shape[0] > 1:
-        dW_aa += hs[:-1].reshape(-1, H).T @ dz[1:].reshape(-1, H)
+        if keep is not None:
+            carry *= keep[t]
+        if trace is not None:
+            trace.append(carry.copy())
+    # dW_aa = sum_t a_{t-1}^T dz_t, as one product instead of T small ones
+    dW_aa = _prev_states(a0, hs, keep).reshape(-1, H).T @ dz.reshape(-1, H)
     return dz, dW_aa, carry
 
 
 def rnn_step(W_aa, xp, a):
-    """One step for sampling: xp (B, H) with the bias added, a (B, H). Returns (h, state)."""
+    """One step for sampling: xp (B, H) with the bias added, a (B, H) already reset if need be. Returns (h, state)."""
     h = np.tanh(xp + a @ W_aa)
     return h, h
 
@@ -93,7 +108,7 @@ def _half_gates(W_aa, xp, n_sig: int):
     return W
 
 
-def lstm_forward(W_aa, xp, s0):
+def lstm_forward(W_aa, xp, s0, keep=None):
     """LSTM over a chunk; gates in the order input, forget, output, candidate.
 
     W_aa (H, 4H); xp (T, B, 4H), overwritten with the activated gates;
@@ -102,6 +117,7 @@ def lstm_forward(W_aa, xp, s0):
         i, f, o = sigmoid(.), g = tanh(.) of  xp_t + h_{t-1} @ W_aa
         c_t = f * c_{t-1} + i * g
         h_t = o * tanh(c_t)
+    ``keep`` as for rnn_forward, applied to h and c.
     """
     T, B, G = xp.shape
     H = G // 4
@@ -113,6 +129,8 @@ def lstm_forward(W_aa, xp, s0):
     ig = np.empty((B, H), dtype=xp.dtype)
     h, c = s0[:, :H], s0[:, H:]
     for t in range(T):
+        if keep is not None:
+            h, c = h * keep[t], c * keep[t]
         z = xp[t]
         np.matmul(h, W, out=tmp)
         z += tmp
@@ -128,13 +146,17 @@ def lstm_forward(W_aa, xp, s0):
         np.multiply(o, tcs[t], out=hs[t])
         h, c = hs[t], cs[t]
     s_last = np.concatenate([h, c], axis=1)
-    return hs, s_last, (s0, xp, hs, cs, tcs)
+    return hs, s_last, (s0, xp, hs, cs, tcs, keep)
 
 
-def lstm_backward(W_aa, cache, dhs):
-    """Backpropagate a chunk through the LSTM. Returns (dxp (T, B, 4H), dW_aa, ds0 (B, 2H))."""
-    s0, gates, hs, cs, tcs = cache
+def lstm_backward(W_aa, cache, dhs, trace=None):
+    """Backpropagate a chunk through the LSTM. Returns (dxp (T, B, 4H), dW_aa, ds0 (B, 2H)).
+
+    ``trace`` as for rnn_backward, with the state gradient [dh, dc] (B, 2H).
+    """
+    s0, gates, hs, cs, tcs, keep = cache
     T, B, H = hs.shape
+    c_prev = _prev_states(s0[:, H:], cs, keep)  # (T, B, H)
     # everything that does not depend on the backward recurrence, for the whole chunk at once
     dact = gates * (1 - gates)  # (T, B, 4H): sigmoid' for i, f, o ...
     dact[:, :, 3 * H :] = 1 - gates[:, :, 3 * H :] ** 2  # ... and tanh' for g
@@ -144,7 +166,6 @@ def lstm_backward(W_aa, cache, dhs):
     dc_next = np.zeros((B, H), dtype=hs.dtype)
     dc = np.empty((B, H), dtype=hs.dtype)
     W_aa_T = W_aa.T
-    c0 = s0[:, H:]
     for t in range(T - 1, -1, -1):
         i, f, g = gates[t][:, :H], gates[t][:, H : 2 * H], gates[t][:, 3 * H :]
         dh = dhs[t]
@@ -153,16 +174,18 @@ def lstm_backward(W_aa, cache, dhs):
         dc += dc_next
         d = dz[t]
         np.multiply(dc, g, out=d[:, :H])  # dL/di
-        np.multiply(dc, cs[t - 1] if t > 0 else c0, out=d[:, H : 2 * H])  # dL/df
+        np.multiply(dc, c_prev[t], out=d[:, H : 2 * H])  # dL/df
         np.multiply(dh, tcs[t], out=d[:, 2 * H : 3 * H])  # dL/do
         np.multiply(dc, i, out=d[:, 3 * H :])  # dL/dg
         d *= dact[t]  # through the gate nonlinearities
         np.multiply(dc, f, out=dc_next)
         np.matmul(d, W_aa_T, out=dh_next)
-    h0 = s0[:, :H]
-    dW_aa = h0.T @ dz[0]
-    if T > 1:
-        dW_aa += hs[:-1].reshape(-1, H).T @ dz[1:].reshape(-1, 4 * H)
+        if keep is not None:
+            dc_next *= keep[t]
+            dh_next *= keep[t]
+        if trace is not None:
+            trace.append(np.concatenate([dh_next, dc_next], axis=1))
+    dW_aa = _prev_states(s0[:, :H], hs, keep).reshape(-1, H).T @ dz.reshape(-1, 4 * H)
     return dz, dW_aa, np.concatenate([dh_next, dc_next], axis=1)
 
 
@@ -177,7 +200,7 @@ def lstm_step(W_aa, xp, s):
     return h, np.concatenate([h, c], axis=1)
 
 
-def gru_forward(W_aa, xp, h0):
+def gru_forward(W_aa, xp, h0, keep=None):
     """GRU over a chunk; gates in the order reset, update, candidate.
 
     W_aa (H, 3H); xp (T, B, 3H), overwritten with [r, u, n]; h0 (B, H).
@@ -188,6 +211,7 @@ def gru_forward(W_aa, xp, h0):
         n = tanh(x_n + r * a_n)
         h_t = (1 - u) * n + u * h_{t-1}
     The candidate's recurrent part has no bias of its own (b_a sits on the input side).
+    ``keep`` as for rnn_forward.
     """
     T, B, G = xp.shape
     H = G // 3
@@ -197,6 +221,8 @@ def gru_forward(W_aa, xp, h0):
     tmp = np.empty((B, H), dtype=xp.dtype)
     h = h0
     for t in range(T):
+        if keep is not None:
+            h = h * keep[t]
         z, a = xp[t], A[t]
         np.matmul(h, W, out=a)
         ru = z[:, : 2 * H]
@@ -212,17 +238,20 @@ def gru_forward(W_aa, xp, h0):
         hs[t] *= z[:, H : 2 * H]
         hs[t] += n
         h = hs[t]
-    return hs, h.copy(), (h0, xp, hs, A[:, :, 2 * H :])
+    return hs, h.copy(), (h0, xp, hs, A[:, :, 2 * H :], keep)
 
 
-def gru_backward(W_aa, cache, dhs):
-    """Backpropagate a chunk through the GRU. Returns (dxp (T, B, 3H), dW_aa, dh0 (B, H))."""
-    h0, gates, hs, an = cache
+def gru_backward(W_aa, cache, dhs, trace=None):
+    """Backpropagate a chunk through the GRU. Returns (dxp (T, B, 3H), dW_aa, dh0 (B, H)).
+
+    ``trace`` as for rnn_backward.
+    """
+    h0, gates, hs, an, keep = cache
     T, B, H = hs.shape
     r, u, n = gates[:, :, :H], gates[:, :, H : 2 * H], gates[:, :, 2 * H :]
     # chunk-wide factors that do not depend on the backward recurrence
     one_minus_u_dn = (1 - u) * (1 - n * n)  # d n_pre / d h_t, through (1 - u) and tanh'
-    h_prev = np.concatenate([h0[None], hs[:-1]])  # (T, B, H)
+    h_prev = _prev_states(h0, hs, keep)  # (T, B, H)
     du_fac = (h_prev - n) * u * (1 - u)  # d u_pre / d h_t
     dr_fac = an * r * (1 - r)  # d r_pre / d n_pre
     dxp = np.empty_like(gates)  # gradient of the input-side pre-activations
@@ -242,9 +271,11 @@ def gru_backward(W_aa, cache, dhs):
         np.matmul(da, W_aa_T, out=dh_next)
         dh *= u[t]
         dh_next += dh
-    dW_aa = h0.T @ dah[0]
-    if T > 1:
-        dW_aa += hs[:-1].reshape(-1, H).T @ dah[1:].reshape(-1, 3 * H)
+        if keep is not None:
+            dh_next *= keep[t]
+        if trace is not None:
+            trace.append(dh_next.copy())
+    dW_aa = h_prev.reshape(-1, H).T @ dah.reshape(-1, 3 * H)
     return dxp, dW_aa, dh_next
 
 

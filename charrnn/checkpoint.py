@@ -8,8 +8,9 @@ Layout (every entry an ordinary array; ``allow_pickle=False`` everywhere):
     param/<name>  float   the model parameters (see charrnn.model)
     opt/<key>     float   optimizer state (see charrnn.optim), opt/t the update count
     state         float   (L, B, S) hidden state carried into the next chunk
-    hist/train    float64 (n, 2) rows of (step, train nats/char)
-    hist/val      float64 (n, 2) rows of (step, validation nats/char)
+    hist/train    float64 (n, 3) rows of (step, train nats/char, training seconds)
+    hist/val      float64 (n, 3) rows of (step, validation nats/char, training seconds)
+    records/hashes uint64 (records mode only) sorted fingerprints of the training lines
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from charrnn import __version__, model, optim
 from charrnn.config import ModelConfig, TrainConfig, from_dict, to_dict
+from charrnn.data import record_hash
 from charrnn.errors import CharRNNError
 from charrnn.vocab import Vocab
 
@@ -47,8 +49,18 @@ class Checkpoint:
     pos: int = 0  # next chunk within the current epoch
     best_val: float | None = None  # best validation nats/char seen
     best_step: int | None = None  # the step it was measured at
-    history: dict[str, list] = field(default_factory=lambda: {"train": [], "val": []})
+    seconds: float = 0.0  # wall-clock seconds spent training, over all runs
+    history: dict[str, list] = field(default_factory=lambda: {"train": [], "val": []})  # rows (step, nats, seconds)
     parent: str | None = None  # checkpoint this one was fine-tuned from
+    record_hashes: np.ndarray | None = None  # records mode: fingerprints of the training lines, for --novel
+
+    def is_training_record(self, text: str) -> bool:
+        """Whether ``text`` (one generated record) is a line of the training corpus."""
+        if self.record_hashes is None or not len(self.record_hashes):
+            return False
+        h = np.uint64(record_hash(text.rstrip("\n")))
+        i = int(np.searchsorted(self.record_hashes, h))
+        return i < len(self.record_hashes) and self.record_hashes[i] == h
 
     def meta(self) -> dict:
         return {
@@ -60,6 +72,7 @@ class Checkpoint:
             "vocab": self.vocab.chars,
             "step": self.step,
             "chars_seen": self.chars_seen,
+            "seconds": self.seconds,
             "epoch": self.epoch,
             "pos": self.pos,
             "best_val_nats": self.best_val,
@@ -76,7 +89,9 @@ def _arrays(ck: Checkpoint) -> dict[str, np.ndarray]:
     arrays.update({f"opt/{k}": v for k, v in ck.opt_state.items()})
     arrays["state"] = ck.state
     for name in ("train", "val"):
-        arrays[f"hist/{name}"] = np.asarray(ck.history[name], dtype=np.float64).reshape(-1, 2)
+        arrays[f"hist/{name}"] = np.asarray(ck.history[name], dtype=np.float64).reshape(-1, 3)
+    if ck.record_hashes is not None:
+        arrays["records/hashes"] = ck.record_hashes
     return arrays
 
 
@@ -211,7 +226,7 @@ def _read(path: str, npz) -> Checkpoint:
     history = {}
     for name in ("train", "val"):
         h = _get(path, npz, f"hist/{name}")
-        if h.ndim != 2 or h.shape[1] != 2 or h.dtype != np.float64:
+        if h.ndim != 2 or h.shape[1] != 3 or h.dtype != np.float64:
             raise _fail(path, f"loss history {name} is malformed")
         history[name] = h.tolist()
 
@@ -219,6 +234,9 @@ def _read(path: str, npz) -> Checkpoint:
     for k, v in ints.items():
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             raise _fail(path, f"has an invalid {k} ({v!r})")
+    seconds = meta.get("seconds", 0.0)
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not seconds >= 0:
+        raise _fail(path, "has an invalid seconds")
     best_val, best_step = meta.get("best_val_nats"), meta.get("best_step")
     if best_val is not None and not isinstance(best_val, (int, float)):
         raise _fail(path, "has an invalid best_val_nats")
@@ -228,8 +246,13 @@ def _read(path: str, npz) -> Checkpoint:
     except Exception:
         raise _fail(path, "has an invalid random-number-generator state") from None
     parent = meta.get("parent")
+    hashes = None
+    if "records/hashes" in npz.files:
+        hashes = npz["records/hashes"]
+        if hashes.dtype != np.uint64 or hashes.ndim != 1:
+            raise _fail(path, "has malformed record fingerprints")
     return Checkpoint(
         model=mcfg, train=tcfg, vocab=vocab, params=params, opt_state=opt_state, state=state, rng=rng,
-        history=history, best_val=best_val, best_step=best_step,
-        parent=parent if isinstance(parent, str) else None, **ints,
+        history=history, best_val=best_val, best_step=best_step, seconds=float(seconds),
+        parent=parent if isinstance(parent, str) else None, record_hashes=hashes, **ints,
     )

@@ -22,11 +22,14 @@ class ModelConfig:
     cell: str = "rnn"  # recurrent cell: rnn (tanh), lstm or gru
     layers: int = 1  # stacked recurrent layers
     dtype: str = "float32"  # parameter and activation dtype (float64 for gradient checks)
+    reset_id: int = -1  # records mode: id of the newline, before which the state resets; -1 is off
 
     def check(self) -> None:
         _positive(self, "vocab_size", "hidden", "layers")
         if self.cell not in CELLS:
             raise UsageError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
+        if not -1 <= self.reset_id < self.vocab_size:
+            raise UsageError(f"reset_id {self.reset_id} is outside the vocabulary")
         if self.dtype not in ("float32", "float64"):
             raise UsageError(f"dtype must be float32 or float64, not {self.dtype!r}")
 
@@ -37,7 +40,12 @@ class TrainConfig:
 
     seq_len: int = 64  # T: characters per chunk of truncated BPTT
     batch: int = 64  # B: parallel contiguous streams through the corpus
-    lr: float = 2e-3  # learning rate
+    lr: float = 2e-3  # learning rate (the peak, with a schedule)
+    warmup: int = 0  # steps of linear learning-rate warm-up from 0
+    lr_decay: float = 1.0  # step decay: multiply the learning rate by this ...
+    lr_decay_every: int = 0  # ... every this many steps (0: no step decay)
+    cosine_steps: int = 0  # cosine decay to lr * min_lr_frac over this many steps (0: off)
+    min_lr_frac: float = 0.1  # where cosine decay ends, as a fraction of lr
     optimizer: str = "adam"  # adam | adagrad | sgd (with momentum)
     momentum: float = 0.9  # sgd momentum
     beta1: float = 0.9  # adam first-moment decay
@@ -63,6 +71,10 @@ class TrainConfig:
             raise UsageError(f"--dropout must be in [0, 1), not {self.dropout}")
         if not 0 <= self.val_frac < 1:
             raise UsageError(f"--val-frac must be in [0, 1), not {self.val_frac}")
+        if self.warmup < 0 or self.lr_decay_every < 0 or self.cosine_steps < 0:
+            raise UsageError("--warmup and --lr-decay-every must be 0 or positive")
+        if not 0 < self.lr_decay <= 1 or not 0 <= self.min_lr_frac <= 1:
+            raise UsageError(f"--lr-decay must be in (0, 1], not {self.lr_decay}")
         if self.eval_every < 0 or self.save_every < 0:
             raise UsageError("--eval-every and --save-every must be 0 (automatic) or positive")
 

@@ -7,6 +7,7 @@ the same stream.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,3 +93,15 @@ def padded_streams(ids: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray,
     mask = np.zeros(B * L, dtype=bool)
     x[:n], y[:n], mask[:n] = ids[:-1], ids[1:], True
     return x.reshape(B, L), y.reshape(B, L), mask.reshape(B, L)
+
+
+def record_hash(record: str) -> int:
+    """A 64-bit fingerprint of one record (a line without its newline)."""
+    digest = hashlib.blake2b(record.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def record_hashes(text: str) -> np.ndarray:
+    """Sorted distinct fingerprints (uint64) of every non-empty line of ``text``."""
+    hashes = {record_hash(line) for line in text.split("\n") if line}
+    return np.array(sorted(hashes), dtype=np.uint64)

@@ -1,6 +1,8 @@
 """What people see: progress on stderr, tables and panels, readable characters."""
 from __future__ import annotations
 
+import math
+import os
 import sys
 import unicodedata
 
@@ -9,6 +11,10 @@ from rich.markup import escape
 from rich.table import Table
 from tqdm import tqdm
 
+import numpy as np
+
+from charrnn.metrics_log import MetricsLog
+from charrnn.plot import line_plot
 from charrnn.score import LN2
 from charrnn.train import Reporter
 
@@ -36,21 +42,42 @@ def stdout_console() -> Console:
 
 
 class ProgressReporter(Reporter):
-    """A tqdm bar on stderr (only on a terminal) and note lines (unless quiet)."""
+    """A tqdm bar on stderr (only on a terminal), note lines, live samples and the --log file."""
 
-    def __init__(self, quiet: bool = False):
-        self.quiet = quiet
+    def __init__(self, quiet: bool = False, sample_every: int = 0, sample_length: int = 200,
+                 log: MetricsLog | None = None):
+        self.quiet, self.sample_every, self.sample_length, self.log = quiet, sample_every, sample_length, log
         self.bar = None
+        self.last_val = None
 
     def start(self, total, done):
         show = not self.quiet and sys.stderr is not None and sys.stderr.isatty()
         if show:
             self.bar = tqdm(total=total, initial=done, file=sys.stderr, unit="step", dynamic_ncols=True, leave=False)
 
-    def step(self, step, loss, chars_per_sec, lr):
+    def step(self, ck, event):
+        if event.get("val_nats") is not None:
+            self.last_val = event["val_nats"]
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix_str(f"loss {loss / LN2:.3f} bits/char, {chars_per_sec:,.0f} chars/s, lr {lr:.2g}", refresh=False)
+            self.bar.set_postfix_str(
+                f"loss {event['train_nats'] / LN2:.3f} bits/char, {event['chars_per_sec']:,.0f} chars/s, "
+                f"lr {event['lr']:.2g}", refresh=False)
+        if self.log is not None and event["step"] % self.log.every == 0:
+            self.log.write(event)
+        due = (self.sample_every > 0 and event["step"] % self.sample_every == 0) or (
+            self.sample_every < 0 and event.get("val_nats") is not None)  # -1: at each validation pass
+        if due and not self.quiet:
+            self.live_sample(ck, event["step"])
+
+    def live_sample(self, ck, step):
+        """A short sample on stderr, from its own Generator so training's randomness is untouched."""
+        from charrnn.sample import generate
+
+        rng = np.random.default_rng([ck.train.seed, step])
+        text = "".join(generate(ck, "", self.sample_length, 0.8, rng))
+        val = f"val {self.last_val:.3f} nats/char" if self.last_val is not None else "no validation yet"
+        tqdm.write(f"--- sample at step {step} ({val}), temperature 0.8 ---\n{text}\n---", file=sys.stderr)
 
     def note(self, message):
         if not self.quiet:
@@ -60,6 +87,45 @@ class ProgressReporter(Reporter):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+
+def summary_table(metrics: dict, ck) -> Table:
+    """The end-of-training summary: steps, throughput, losses in nats and bits, best, where saved."""
+    table = Table(title="training summary", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+
+    def nb(v):
+        return "—" if v is None else f"{v:.4f} nats/char ({v / LN2:.4f} bits/char)"
+
+    rows = [
+        ("steps", f"{metrics['steps']:,} ({metrics['run_steps']:,} in this run, stopped by {metrics['stopped_by']})"),
+        ("characters seen", f"{metrics['chars_seen']:,}"),
+        ("time", f"{metrics['seconds']:.1f} s"),
+        ("characters/s", f"{metrics['chars_per_sec']:,.0f}"),
+        ("train loss", nb(metrics["train_nats"])),
+        ("validation loss", nb(metrics["val_nats"])),
+        ("best validation", nb(metrics["best_val_nats"]) + (f" at step {metrics['best_step']}" if metrics["best_step"] else "")),
+        ("checkpoint", metrics["checkpoint"]),
+    ]
+    for k, v in rows:
+        table.add_row(k, escape(str(v)))
+    return table
+
+
+def loss_plot(history: dict, width: int = 60, height: int = 12) -> str:
+    """Train and validation loss (nats/char) against steps, as text."""
+    series = {}
+    for name in ("train", "val"):
+        rows = history.get(name) or []
+        if rows:
+            series[name] = ([r[0] for r in rows], [r[1] for r in rows])
+    if not series:
+        return "(no loss history yet)"
+    return line_plot(series, width=width, height=height, x_label="step", y_label="loss, nats/char")
 
 
 def probs_table(rows: list[dict]) -> Table:
@@ -67,6 +133,7 @@ def probs_table(rows: list[dict]) -> Table:
     table = Table(title="next-character probabilities", show_lines=False)
     table.add_column("#", justify="right", style="dim")
     table.add_column("after", justify="center", style="bold")
+    table.add_column("entropy", justify="right", style="dim")
     width = max((len(r["next"]) for r in rows), default=1)
     for k in range(width):
         table.add_column(f"top {k + 1}")
@@ -75,7 +142,7 @@ def probs_table(rows: list[dict]) -> Table:
         for n in r["next"]:
             bar = "█" * max(1, round(n["p"] * 10)) if n["p"] >= 0.005 else ""
             cells.append(f"[bold]{escape(show_char(n['char']))}[/] {n['p']:.3f} [cyan]{bar}[/]")
-        table.add_row(str(r["index"]), escape(show_char(r["char"])), *cells)
+        table.add_row(str(r["index"]), escape(show_char(r["char"])), f"{r['entropy_bits']:.2f} bits", *cells)
     return table
 
 
@@ -101,3 +168,41 @@ def info_table(info: dict) -> Table:
     for k, v in rows:
         table.add_row(k, escape(v))
     return table
+
+
+# confidence heat map for `sample --show-probs`: low probability red, high green
+_HEAT = [(0.05, 196), (0.2, 208), (0.4, 220), (0.7, 148), (1.01, 46)]
+
+
+def _heat_colour(p: float) -> int:
+    return next(c for limit, c in _HEAT if p < limit)
+
+
+def heat_char(ch: str, p: float) -> str:
+    """``ch`` with a 256-colour background for the probability p (ANSI; only used on a terminal)."""
+    if os.environ.get("NO_COLOR"):
+        return ch
+    if ch == "\n":
+        return ch
+    return f"\x1b[48;5;{_heat_colour(p)}m\x1b[38;5;16m{ch}\x1b[0m"
+
+
+def print_heat_legend() -> None:
+    """The colour key for heat_char, on stderr."""
+    if os.environ.get("NO_COLOR"):
+        print("(NO_COLOR is set: no confidence colours)", file=sys.stderr)
+        return
+    lo = 0.0
+    parts = []
+    for limit, colour in _HEAT:
+        parts.append(f"\x1b[48;5;{colour}m\x1b[38;5;16m p<{min(limit, 1):.2g} \x1b[0m" if limit <= 1 else
+                     f"\x1b[48;5;{colour}m\x1b[38;5;16m p≥{lo:.2g} \x1b[0m")
+        lo = limit
+    print("model's probability of each character: " + "".join(parts), file=sys.stderr)
+
+
+def surprise_char(ch: str, nats: float) -> str:
+    """``ch`` shaded by surprisal for `eval --per-char --color`: more surprising is redder."""
+    if os.environ.get("NO_COLOR") or ch == "\n":
+        return ch
+    return heat_char(ch, math.exp(-nats))

@@ -65,6 +65,17 @@ def num_params(params: dict[str, np.ndarray]) -> int:
     return int(sum(p.size for p in params.values()))
 
 
+def reset_mask(cfg: ModelConfig, x, dtype):
+    """Records mode: (T, B, 1) with 0 where x_t is the reset character (a newline), else None.
+
+    The state entering a newline is zeroed, so what the model predicts after
+    a newline, and everything in the next record, ignores earlier records.
+    """
+    if cfg.reset_id < 0:
+        return None
+    return (x != cfg.reset_id).astype(dtype)[:, :, None]
+
+
 def _dropout_mask(rng, shape, p: float, dtype):
     """Inverted dropout: keep with probability 1-p and scale by 1/(1-p), so eval needs no change."""
     keep = rng.random(shape, dtype=np.float32) >= p
@@ -81,6 +92,7 @@ def _layers_forward(params, cfg, x, state0, dropout: float = 0.0, rng=None):
     """
     cell = CELLS[cfg.cell]
     T, B = x.shape
+    keep = reset_mask(cfg, x, state0.dtype)
     state_last = np.empty_like(state0)
     inp, caches = None, []
     for k in range(cfg.layers):
@@ -89,7 +101,7 @@ def _layers_forward(params, cfg, x, state0, dropout: float = 0.0, rng=None):
         else:
             xp = (inp.reshape(T * B, -1) @ params[f"W_ax.{k}"]).reshape(T, B, -1)
         xp += params[f"b_a.{k}"]
-        hs, state_last[k], cache = cell.forward(params[f"W_aa.{k}"], xp, state0[k])
+        hs, state_last[k], cache = cell.forward(params[f"W_aa.{k}"], xp, state0[k], keep)
         mask = None
         if dropout > 0:
             mask = _dropout_mask(rng, hs.shape, dropout, hs.dtype)
@@ -198,6 +210,8 @@ def chunk_logits(params, cfg: ModelConfig, x, state0):
 def step(params, cfg: ModelConfig, ids, state):
     """One character for each of B streams: ids (B,), state (L, B, S) -> (logits (B, V), new state)."""
     cell = CELLS[cfg.cell]
+    if cfg.reset_id >= 0:
+        state = state * (ids != cfg.reset_id).astype(state.dtype)[None, :, None]
     new = np.empty_like(state)
     h = None
     for k in range(cfg.layers):

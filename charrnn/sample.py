@@ -1,6 +1,13 @@
-"""Generating text: prime the state, then draw one character at a time."""
+"""Generating text: prime the state, then draw one character at a time, or search beams.
+
+Decoding applies, in this order: temperature (divide the logits), top-k
+(keep the k most likely), top-p (keep the smallest set whose probability
+reaches p), then one exact draw by inverting the cumulative sum.
+"""
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
@@ -10,6 +17,36 @@ from charrnn.checkpoint import Checkpoint
 from charrnn.errors import UsageError
 
 
+@dataclass
+class Decoding:
+    """How each next character is chosen."""
+
+    temp: float = 1.0  # divides the logits; 0 is greedy
+    top_k: int | None = None  # keep only the k most likely characters
+    top_p: float | None = None  # nucleus: keep the smallest set with probability >= p
+
+    def check(self) -> None:
+        if not (math.isfinite(self.temp) and self.temp >= 0):
+            raise UsageError(f"--temp must be 0 (greedy) or a positive number, not {self.temp}")
+        if self.top_k is not None and self.top_k < 1:
+            raise UsageError(f"--top-k must be at least 1, not {self.top_k}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise UsageError(f"--top-p must be in (0, 1], not {self.top_p}")
+
+
+@dataclass
+class Stops:
+    """When one sample ends: the first condition met."""
+
+    length: int | None = 500  # new characters at most; None is no ceiling
+    strings: list[str] = field(default_factory=list)  # end right after any of these is generated
+    lines: int | None = None  # end after this many newlines
+
+    @property
+    def endless(self) -> bool:
+        return self.length is None and not self.strings and self.lines is None
+
+
 def prime_state(ck: Checkpoint, prime_ids: np.ndarray):
     """Read the prime through the model. Returns (logits (V,) for the next char, state (L, 1, S))."""
     state = np.zeros(model.state_shape(ck.model, 1), dtype=ck.model.dtype)
@@ -17,33 +54,15 @@ def prime_state(ck: Checkpoint, prime_ids: np.ndarray):
     return logits[-1, 0].astype(np.float64), state
 
 
-def draw(logits: np.ndarray, temp: float, rng: np.random.Generator) -> int:
-    """One id from logits (V,): divide by the temperature, softmax, invert the CDF.
+def start(ck: Checkpoint, prime: str, rng: np.random.Generator):
+    """(logits, state, first) to begin from ``prime``.
 
-    temp 0 is greedy (argmax). Inverting the cumulative sum with one uniform
-    draw is exact and much faster than rng.choice(p=...).
+    Without a prime the model starts after a newline if its vocabulary has
+    one; otherwise from a uniformly drawn character, returned as ``first``
+    (it is part of the generated text).
     """
-    if temp == 0:
-        return int(np.argmax(logits))
-    z = logits / temp
-    z -= z.max()
-    cdf = np.cumsum(np.exp(z))
-    i = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
-    return min(i, len(cdf) - 1)  # guards the u*total == total rounding edge
-
-
-def generate(
-    ck: Checkpoint, prime: str, length: int, temp: float, rng: np.random.Generator
-) -> Iterator[str]:
-    """Yield ``length`` new characters, one at a time, continuing ``prime``.
-
-    Without a prime, the model starts from a zero state after a newline if
-    its vocabulary has one, otherwise from a uniformly drawn character, which
-    is yielded as the first of the ``length``.
-    """
-    if temp < 0:
-        raise UsageError(f"--temp must be 0 (greedy) or positive, not {temp}")
     vocab = ck.vocab
+    first = None
     if prime:
         ids = vocab.encode(prime)  # raises, naming unknown characters
     elif "\n" in vocab.chars:
@@ -51,16 +70,114 @@ def generate(
     else:
         first = int(rng.integers(vocab.size))
         ids = np.array([first])
-        if length <= 0:
-            return
-        yield vocab.chars[first]
-        length -= 1
     logits, state = prime_state(ck, ids)
-    chars, params, cfg = vocab.chars, ck.params, ck.model
+    return logits, state, first
+
+
+def distribution(logits: np.ndarray, dec: Decoding) -> np.ndarray:
+    """(V,) float64 probabilities after temperature, top-k and top-p, in that order."""
+    if dec.temp == 0:
+        p = np.zeros(len(logits))
+        p[int(np.argmax(logits))] = 1.0
+        return p
+    z = logits / dec.temp  # 1. temperature
+    z = z - z.max()
+    p = np.exp(z)
+    order = None
+    if dec.top_k is not None and dec.top_k < len(p):  # 2. top-k; ties go to the lower id, as argmax does
+        order = np.argsort(-p, kind="stable")
+        p[order[dec.top_k :]] = 0.0
+    p /= p.sum()
+    if dec.top_p is not None and dec.top_p < 1:  # 3. top-p (nucleus)
+        if order is None:
+            order = np.argsort(-p, kind="stable")
+        cum = np.cumsum(p[order])
+        n_keep = int(np.searchsorted(cum, dec.top_p)) + 1  # smallest prefix reaching top_p
+        p[order[n_keep:]] = 0.0
+        p /= p.sum()
+    return p
+
+
+def draw(p: np.ndarray, rng: np.random.Generator) -> int:
+    """One index from probabilities p (V,): one uniform draw against the cumulative sum.
+
+    Exact, and much faster than rng.choice(p=...).
+    """
+    cdf = np.cumsum(p)
+    i = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
+    return min(i, len(cdf) - 1)  # guards the u*total == total rounding edge
+
+
+def generate(
+    ck: Checkpoint, prime: str, length: int | None, temp: float, rng: np.random.Generator,
+    dec: Decoding | None = None, stops: Stops | None = None,
+) -> Iterator[str]:
+    """Yield generated characters one at a time (see :func:`generate_scored`)."""
+    for ch, _, _ in generate_scored(ck, prime, rng, dec or Decoding(temp=temp), stops or Stops(length=length)):
+        yield ch
+
+
+def generate_scored(
+    ck: Checkpoint, prime: str, rng: np.random.Generator, dec: Decoding, stops: Stops
+) -> Iterator[tuple[str, float, np.ndarray]]:
+    """Yield (char, p, model_probs) for each generated character, continuing ``prime``.
+
+    p is the probability the model itself (temperature 1, unfiltered) gave
+    the character, and model_probs (V,) that whole distribution. Stops at
+    the first of ``stops``; never, if they are all off.
+    """
+    dec.check()
+    chars, params, cfg = ck.vocab.chars, ck.params, ck.model
+    logits, state, first = start(ck, prime, rng)
+    n, lines, tail = 0, 0, ""
+    longest = max((len(s) for s in stops.strings), default=0)
     cur = np.zeros(1, dtype=np.int64)
-    for _ in range(length):
-        i = draw(logits, temp, rng)
-        yield chars[i]
+    while stops.length is None or n < stops.length:
+        probs = model.softmax(logits)
+        if first is not None:  # the random start character of a prime-less, newline-less model
+            i, first = first, None
+        else:
+            i = draw(distribution(logits, dec), rng)
+        ch = chars[i]
+        yield ch, float(probs[i]), probs
+        n += 1
+        if stops.lines is not None and ch == "\n":
+            lines += 1
+            if lines >= stops.lines:
+                return
+        if longest:
+            tail = (tail + ch)[-longest:]
+            if any(tail.endswith(s) for s in stops.strings):
+                return
         cur[0] = i
         out, state = model.step(params, cfg, cur, state)
         logits = out[0].astype(np.float64)
+
+
+def beam_search(ck: Checkpoint, prime: str, length: int, width: int) -> tuple[str, float]:
+    """The most likely continuation of ``length`` characters found with ``width`` beams.
+
+    Deterministic. Returns (text, total log-probability in nats).
+    """
+    if width < 1:
+        raise UsageError(f"--beam must be at least 1, not {width}")
+    params, cfg, V = ck.params, ck.model, ck.vocab.size
+    logits, state, first = start(ck, prime, np.random.default_rng(0))
+    if first is not None:
+        raise UsageError("--beam needs a --prime for a model whose vocabulary has no newline")
+    seqs = np.zeros((1, 0), dtype=np.int64)  # (beams, generated so far)
+    scores = np.zeros(1)
+    logp = np.log(np.maximum(model.softmax(logits), 1e-300))[None, :]  # (beams, V)
+    for t in range(length):
+        cand = (scores[:, None] + logp).ravel()  # (beams * V,)
+        k = min(width, len(cand))
+        best = np.argpartition(-cand, k - 1)[:k]
+        best = best[np.argsort(-cand[best], kind="stable")]
+        beam, char = np.divmod(best, V)
+        seqs = np.concatenate([seqs[beam], char[:, None]], axis=1)
+        scores = cand[best]
+        if t == length - 1:
+            break
+        out, state = model.step(params, cfg, char, state[:, beam])
+        logp = np.log(np.maximum(model.softmax(out), 1e-300))
+    return ck.vocab.decode(seqs[0]), float(scores[0]) if length else 0.0

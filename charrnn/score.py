@@ -58,3 +58,20 @@ def eval_report(nats_total: float, chars: int, unknown: int = 0) -> dict:
         "perplexity": math.exp(npc) if chars else float("nan"),
         "unknown_chars": unknown,
     }
+
+
+def per_char(params, cfg: ModelConfig, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reading ids (n,) from a zero state: (nats (n-1,), p_top (n-1,)).
+
+    nats[i] is -ln P(ids[i+1] | ids[:i+1]); p_top[i] the probability of the
+    model's most likely character at that point.
+    """
+    p = next_char_probs(params, cfg, ids[:-1])  # (n-1, V)
+    got = p[np.arange(len(ids) - 1), ids[1:]]
+    return -np.log(np.maximum(got, 1e-300)), p.max(axis=1)
+
+
+def entropy_bits(p: np.ndarray) -> np.ndarray:
+    """Entropy in bits of each distribution along the last axis."""
+    q = np.where(p > 0, p, 1.0)
+    return -(p * np.log2(q)).sum(axis=-1)

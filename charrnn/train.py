@@ -18,6 +18,7 @@ from charrnn.checkpoint import Checkpoint, save
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Streams, fit_shape, split
 from charrnn.errors import CharRNNError, UsageError
+from charrnn.schedule import lr_at
 from charrnn.score import LN2, nats_per_char
 from charrnn.vocab import Vocab
 
@@ -34,10 +35,15 @@ class Limits:
 
 
 class Reporter:
-    """Where training says what it is doing; this one says nothing."""
+    """Where training says what it is doing; this one says nothing.
+
+    ``step`` gets the checkpoint (read it, don't change it) and an event with
+    step, seconds, chars_seen, lr, train_nats, grad_norm (before clipping),
+    chars_per_sec and, on steps that validated, val_nats.
+    """
 
     def start(self, total: int | None, done: int) -> None: ...
-    def step(self, step: int, loss: float, chars_per_sec: float, lr: float) -> None: ...
+    def step(self, ck: Checkpoint, event: dict) -> None: ...
     def note(self, message: str) -> None: ...
     def close(self) -> None: ...
 
@@ -141,7 +147,7 @@ def train(
         ck.state = np.zeros(model.state_shape(mcfg, B), dtype=mcfg.dtype)
         ck.pos = 0
     eval_every = tcfg.eval_every or auto_eval_every(len(val_ids), B, T)
-    lr = tcfg.lr
+    lr = lr_at(ck.step + 1, tcfg)
 
     total = limits.steps
     if limits.epochs is not None:
@@ -150,6 +156,13 @@ def train(
     rep.start(total, ck.step)
 
     t0 = time.monotonic()
+    seconds_before = ck.seconds
+
+    def elapsed() -> float:
+        """Training seconds over all runs, kept current in the checkpoint."""
+        ck.seconds = seconds_before + time.monotonic() - t0
+        return ck.seconds
+
     run_chars, run_steps, window = 0, 0, []
     last_val, stopped, val_seconds = None, None, 0.0
 
@@ -160,7 +173,7 @@ def train(
         v0 = time.monotonic()
         last_val = nats_per_char(ck.params, mcfg, val_ids, batch=64)
         val_seconds += time.monotonic() - v0
-        ck.history["val"].append([ck.step, last_val])
+        ck.history["val"].append([ck.step, last_val, elapsed()])
         train_now = float(np.mean(window)) if window else float("nan")
         rep.note(
             f"step {ck.step}: val {last_val:.4f} nats/char ({last_val / LN2:.4f} bits/char), "
@@ -183,6 +196,7 @@ def train(
                 stopped = should_stop()
             if stopped:
                 break
+            lr = lr_at(ck.step + 1, tcfg)
             loss, norm, n_chars = train_step(ck, streams, lr)
             if not n_chars:
                 raise _diverged(ck, out, loss, norm, lr)
@@ -192,16 +206,20 @@ def train(
             if len(window) > 100:
                 window.pop(0)
             if ck.step % HISTORY_EVERY == 0:
-                ck.history["train"].append([ck.step, float(np.mean(window[-HISTORY_EVERY:]))])
-            rep.step(ck.step, loss, run_chars / max(time.monotonic() - t0, 1e-9), lr)
+                ck.history["train"].append([ck.step, float(np.mean(window[-HISTORY_EVERY:])), elapsed()])
+            event = {"step": ck.step, "seconds": round(elapsed(), 3), "chars_seen": ck.chars_seen, "lr": lr,
+                     "train_nats": loss, "val_nats": None, "grad_norm": norm,
+                     "chars_per_sec": round(run_chars / max(time.monotonic() - t0, 1e-9), 1)}
             if ck.step % eval_every == 0:
-                validate()
+                event["val_nats"] = validate()
                 if not tcfg.save_every:
                     save(ck, out)
             if tcfg.save_every and ck.step % tcfg.save_every == 0:
                 save(ck, out)
+            rep.step(ck, event)
         if run_steps == 0 or ck.step % eval_every != 0:
             validate()
+        elapsed()
         save(ck, out)
     finally:
         rep.close()
@@ -224,6 +242,7 @@ def train(
         "batch": B,
         "seq_len": T,
         "stopped_by": stopped,
+        "lr": lr,
         "checkpoint": out,
     }
 

@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from charrnn.errors import CharRNNError
+from charrnn.errors import CharRNNError, UsageError
 
 _CHUNK = 1 << 20  # characters converted at a time, to bound memory on huge corpora
 
@@ -157,3 +157,39 @@ def read_corpora(
             warn(f"{name}: contains NUL bytes; is it a binary file? training on it anyway")
         texts.append(text)
     return "".join(texts)
+
+
+def fit_to_vocab(vocab: Vocab, text: str, policy: str = "error") -> str:
+    """Make ``text`` use only ``vocab``'s characters, as ``policy`` says.
+
+    ``error`` raises, listing each unknown character with its count; ``skip``
+    drops them; ``replace:C`` puts the vocabulary character C in their place.
+    The vocabulary itself never changes.
+    """
+    bad = vocab.unknown(text)
+    if not bad:
+        return text
+    if policy == "error":
+        listed = ", ".join(f"{c!r} (U+{ord(c):04X}) x{n}" for c, n in bad.most_common(12))
+        more = f" and {len(bad) - 12} more" if len(bad) > 12 else ""
+        raise CharRNNError(
+            f"the corpus has {len(bad)} character(s) outside the model's vocabulary: {listed}{more}; "
+            f"pass --unknown skip or --unknown replace:C"
+        )
+    if policy == "skip":
+        table = {ord(c): None for c in bad}
+    else:
+        table = {ord(c): policy[len("replace:"):] for c in bad}
+    return text.translate(table)
+
+
+def check_unknown_policy(policy: str, vocab: Vocab | None = None) -> None:
+    """Validate an --unknown value; replace:C needs C to be one vocabulary character."""
+    if policy in ("error", "skip"):
+        return
+    if policy.startswith("replace:") and len(policy) == len("replace:") + 1:
+        c = policy[-1]
+        if vocab is not None and c not in vocab.chars:
+            raise UsageError(f"--unknown {policy}: {c!r} is not in the model's vocabulary")
+        return
+    raise UsageError(f"--unknown must be error, skip or replace:C (one character), not {policy!r}")

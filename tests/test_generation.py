@@ -1,0 +1,228 @@
+"""Issue 5: decoding options, stop conditions, confidence views, per-character scores, records, fine-tuning."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from charrnn import checkpoint, model
+from charrnn.sample import Decoding, Stops, beam_search, distribution, generate_scored
+
+from conftest import CORPORA, one_line_error, run_shell
+
+HOME = str(CORPORA / "home.txt")
+
+
+def _text(ck, prime, dec, stops, seed=0):
+    return "".join(ch for ch, _, _ in generate_scored(ck, prime, np.random.default_rng(seed), dec, stops))
+
+
+def test_decoding_order_temperature_then_top_k_then_top_p():
+    logits = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
+    np.testing.assert_allclose(distribution(logits, Decoding()), [0.5, 0.3, 0.15, 0.05])
+    np.testing.assert_allclose(distribution(logits, Decoding(top_k=2)), [0.5 / 0.8, 0.3 / 0.8, 0, 0])
+    np.testing.assert_allclose(distribution(logits, Decoding(top_p=0.7)), [0.5 / 0.8, 0.3 / 0.8, 0, 0])
+    np.testing.assert_allclose(distribution(logits, Decoding(top_p=0.81)), [0.5, 0.3, 0.15, 0] / np.float64(0.95))
+    hot = distribution(logits, Decoding(temp=2.0))
+    assert hot[3] > 0.05 and abs(hot.sum() - 1) < 1e-12
+    # temperature first: at a low temperature the top-p nucleus is a single character
+    np.testing.assert_allclose(distribution(logits, Decoding(temp=0.1, top_p=0.9)), [1, 0, 0, 0])
+
+
+def test_top_k_1_and_a_tiny_top_p_equal_greedy(pantry_model):
+    ck = checkpoint.load(pantry_model)
+    stops = Stops(length=120)
+    greedy = _text(ck, "== ", Decoding(temp=0), stops)
+    assert _text(ck, "== ", Decoding(top_k=1), stops, seed=5) == greedy
+    assert _text(ck, "== ", Decoding(top_p=1e-9), stops, seed=9) == greedy
+
+
+def test_the_same_seed_gives_the_same_output(cli, pantry_model):
+    args = ["sample", "-m", pantry_model, "-n", 80, "--top-p", 0.9, "--top-k", 10, "--seed", 4]
+    assert cli(*args).stdout == cli(*args).stdout
+
+
+def test_stop_ends_exactly_after_the_stop_string(cli, pantry_model):
+    r = cli("sample", "-m", pantry_model, "--stop", "the", "--stop", "of", "-n", 3000, "--seed", 2)
+    assert r.exit_code == 0
+    assert r.stdout.endswith("the") or r.stdout.endswith("of")
+    body = r.stdout
+    first = min((body.find(s) + len(s) for s in ("the", "of") if s in body), default=-1)
+    assert first == len(body)  # it ended at the first occurrence
+
+
+def test_lines_counts_newlines(cli, pantry_model):
+    r = cli("sample", "-m", pantry_model, "--lines", 3, "-n", 5000, "--seed", 1)
+    assert r.stdout.count("\n") == 3 and r.stdout.endswith("\n")
+
+
+def test_length_is_the_ceiling(cli, pantry_model):
+    r = cli("sample", "-m", pantry_model, "--stop", "zzzzqqq", "-n", 37, "--seed", 1)
+    assert len(r.stdout) == 37
+
+
+def test_endless_streaming_into_head(pantry_model):
+    r = run_shell(f"$CHARRNN sample -m {pantry_model} -n 0 --seed 1 | head -c 30000")
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout) == 30000 and r.stderr == b""
+
+
+def test_num_samples_json_reports_text_nats_and_chars(cli, home_model):
+    r = cli("sample", "-m", home_model, "--num-samples", 3, "--lines", 2, "--json", "--seed", 0)
+    rows = [json.loads(l) for l in r.stdout.splitlines()]
+    assert len(rows) == 3
+    for row in rows:
+        assert row["chars"] == len(row["text"]) and row["text"].count("\n") == 2
+        assert row["nats"] >= 0
+
+
+def test_num_samples_are_separated(cli, home_model):
+    r = cli("sample", "-m", home_model, "--num-samples", 2, "-n", 4, "--temp", 0, "--sep", "|", "--prime", "H")
+    assert r.stdout == "HOME\n|HOME\n"
+
+
+def test_nats_of_a_sample_equal_the_model_scoring_it(cli, home_model):
+    ck = checkpoint.load(home_model)
+    row = json.loads(cli("sample", "-m", home_model, "-n", 12, "--json", "--seed", 3, "--prime", "HO").stdout)
+    ids = ck.vocab.encode("HO" + row["text"])
+    from charrnn.score import per_char
+
+    nats, _ = per_char(ck.params, ck.model, ids)
+    assert row["nats"] == pytest.approx(nats[1:].sum(), rel=1e-4)
+
+
+def test_beam_search_is_at_least_as_likely_as_greedy(pantry_model):
+    ck = checkpoint.load(pantry_model)
+    from charrnn.score import per_char
+
+    greedy = _text(ck, "1. ", Decoding(temp=0), Stops(length=30))
+    beam, logp = beam_search(ck, "1. ", 30, 4)
+    assert len(beam) == 30
+    g_nats, _ = per_char(ck.params, ck.model, ck.vocab.encode("1. " + greedy))
+    assert logp >= -g_nats[2:].sum() - 1e-6
+    assert beam_search(ck, "1. ", 30, 4) == (beam, logp)  # deterministic
+
+
+def test_beam_cli(cli, home_model):
+    r = cli("sample", "-m", home_model, "--beam", 3, "-n", 6, "--prime", "HOM", "--json")
+    row = json.loads(r.stdout)
+    assert row["text"] == "E\nHOME" and row["chars"] == 6
+
+
+def test_show_probs_json_lines(cli, home_model):
+    r = cli("sample", "-m", home_model, "--show-probs", "--json", "-n", 5, "--prime", "HOM", "--temp", 0)
+    rows = [json.loads(l) for l in r.stdout.splitlines()]
+    assert [row["char"] for row in rows] == list("E\nHOM")
+    assert rows[0]["p"] > 0.9 and rows[0]["top"][0]["char"] == "E" and len(rows[0]["top"]) == 5
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--top-p", "0"], "--top-p must be in (0, 1]"),
+    (["--top-p", "1.5"], "--top-p must be in (0, 1]"),
+    (["--top-k", "0"], "--top-k must be at least 1"),
+    (["--temp", "nan"], "--temp must be 0"),
+    (["--num-samples", "0"], "--num-samples must be at least 1"),
+    (["-n", "0", "--num-samples", "2"], "never ends"),
+    (["--novel"], "--novel needs a model trained with --records"),
+])
+def test_bad_sampling_options(cli, home_model, args, fragment):
+    r = cli("sample", "-m", home_model, *args)
+    assert r.exit_code == 2 and fragment in one_line_error(r.stderr)
+
+
+def test_eval_per_char_tsv(cli, home_model):
+    r = cli("eval", home_model, "-", "--per-char", input="HOME\n")
+    lines = r.stdout.splitlines()
+    assert lines[0] == "index\tchar\tnats\tbits\tp_top"
+    rows = [l.split("\t") for l in lines[1:]]
+    assert [row[1] for row in rows] == ["O", "M", "E", "\\n"]
+    for row in rows:
+        assert float(row[3]) == pytest.approx(float(row[2]) / math.log(2), abs=1e-3)
+        assert 0 < float(row[4]) <= 1
+
+
+def test_eval_per_char_color_shades_surprise(cli, home_model):
+    r = cli("eval", "-m", home_model, "-", "--per-char", "--color", input="HOMX\nHOMEHOME\n")
+    assert "\x1b[48;5;" in r.stdout
+
+
+def test_probs_last_shows_one_row_with_entropy(cli, home_model):
+    r = cli("probs", "-m", home_model, "HOM", "--last", "--json")
+    rows = [json.loads(l) for l in r.stdout.splitlines()]
+    assert len(rows) == 1 and rows[0]["index"] == 2 and rows[0]["next"][0]["char"] == "E"
+    assert 0 <= rows[0]["entropy_bits"] < 0.7
+
+
+@pytest.fixture(scope="module")
+def names_model(tmp_path_factory):
+    from typer.testing import CliRunner
+
+    from charrnn.cli import app
+
+    runner = CliRunner()
+    d = tmp_path_factory.mktemp("names")
+    names = ["anna", "bob", "carla", "dave", "emma", "fred", "gina", "hugo", "ivy", "jack"] * 30
+    (d / "names.txt").write_text("\n".join(names) + "\n")
+    out = d / "names.npz"
+    r = runner.invoke(app, ["train", str(d / "names.txt"), "--records", "--hidden", "32", "--steps", "150",
+                            "--lr", "0.01", "-o", str(out), "-q"])
+    assert r.exit_code == 0, r.stderr
+    return str(out)
+
+
+def test_records_mode_resets_the_state_at_newlines(names_model):
+    ck = checkpoint.load(names_model)
+    assert ck.model.reset_id == ck.vocab.chars.index("\n")
+    from charrnn.score import next_char_probs
+
+    a = next_char_probs(ck.params, ck.model, ck.vocab.encode("anna\nbo"))
+    b = next_char_probs(ck.params, ck.model, ck.vocab.encode("dave\nbo"))
+    np.testing.assert_allclose(a[4:], b[4:], rtol=1e-6)  # after the newline, nothing earlier matters
+
+
+def test_without_records_mode_the_past_leaks_through(pantry_model):
+    ck = checkpoint.load(pantry_model)
+    from charrnn.score import next_char_probs
+
+    a = next_char_probs(ck.params, ck.model, ck.vocab.encode("salt\nStir"))
+    b = next_char_probs(ck.params, ck.model, ck.vocab.encode("milk\nStir"))
+    assert np.abs(a[4:] - b[4:]).max() > 1e-6
+
+
+def test_records_sampling_gives_whole_lines_and_novel_drops_known_ones(cli, names_model):
+    r = cli("sample", "-m", names_model, "--num-samples", 10, "--seed", 1)
+    assert r.exit_code == 0 and r.stdout.count("\n") == 10
+    r = cli("sample", "-m", names_model, "--num-samples", 3, "--novel", "--seed", 1, "--temp", 1.5)
+    assert "dropped" in r.stderr
+    known = {"anna", "bob", "carla", "dave", "emma", "fred", "gina", "hugo", "ivy", "jack"}
+    assert not set(r.stdout.splitlines()) & known
+
+
+def test_fine_tuning_keeps_the_vocabulary_and_records_the_parent(cli, pantry_model, tmp_path):
+    new = tmp_path / "new.txt"
+    new.write_text("Stir the salt.\nStir the milk.\n" * 50)
+    out = tmp_path / "ft.npz"
+    r = cli("train", new, "--init-from", pantry_model, "-o", out, "--steps", 5, "--lr", "1e-3", "-q")
+    assert r.exit_code == 0, r.stderr
+    parent, child = checkpoint.load(pantry_model), checkpoint.load(str(out))
+    assert child.vocab.chars == parent.vocab.chars and child.parent == pantry_model
+    assert child.model == parent.model and child.step == 5
+    assert any((child.params[k] != parent.params[k]).any() for k in child.params)
+
+
+def test_fine_tuning_unknown_characters(cli, pantry_model, tmp_path):
+    new = tmp_path / "new.txt"
+    new.write_text("Stir the sauce¡ Zap@@ the milk.\n" * 20)
+    ck = checkpoint.load(pantry_model)
+    missing = sorted(c for c in set(new.read_text()) if c not in ck.vocab.chars)
+    r = cli("train", new, "--init-from", pantry_model, "-o", tmp_path / "a.npz", "--steps", 2)
+    assert r.exit_code == 1
+    line = one_line_error(r.stderr)
+    assert all(repr(c) in line for c in missing) and "x20" in line
+    assert cli("train", new, "--init-from", pantry_model, "-o", tmp_path / "b.npz", "--steps", 2, "-q",
+               "--unknown", "skip").exit_code == 0
+    r = cli("train", new, "--init-from", pantry_model, "-o", tmp_path / "c.npz", "--steps", 2, "-q", "--unknown", "replace:.")
+    assert r.exit_code == 0
+    assert checkpoint.load(str(tmp_path / "c.npz")).vocab.chars == ck.vocab.chars
+    r = cli("train", new, "--init-from", pantry_model, "-o", tmp_path / "d.npz", "--unknown", "replace:¡")
+    assert r.exit_code == 2 and "not in the model's vocabulary" in one_line_error(r.stderr)
