@@ -190,7 +190,7 @@ def train(
 
       charrnn train corpora/home.txt --steps 300 -o home.npz
 
-      charrnn train corpora/pantry.txt --time 30s
+      charrnn train corpora/pantry.txt --steps 50 --hidden 64 -o pantry.npz
 
       cat corpora/home.txt | charrnn train - --steps 100 -o piped.npz --force
     """

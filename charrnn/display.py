@@ -8,6 +8,7 @@ import unicodedata
 
 from rich.console import Console
 from rich.markup import escape
+from rich.panel import Panel
 from rich.table import Table
 from tqdm import tqdm
 
@@ -146,15 +147,16 @@ def probs_table(rows: list[dict]) -> Table:
     return table
 
 
-def info_table(info: dict) -> Table:
-    """Rich table of what a checkpoint holds."""
-    table = Table(show_header=False, title=f"checkpoint {info['path']}")
+def info_table(info: dict) -> Panel:
+    """Rich panel of what a checkpoint holds."""
+    table = Table(show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column()
     cfg = info["config"]
     rows = [
         ("format version", str(info["format_version"])),
-        ("model", f"{cfg['cell']}, {cfg['layers']} layer(s) of {cfg['hidden']} units, {cfg['dtype']}"),
+        ("model", f"{cfg['cell']}, {cfg['layers']} layer(s) of {cfg['hidden']} units, {cfg['dtype']}"
+                  + (", records mode" if info.get("records") else "")),
         ("parameters", f"{info['params']:,}"),
         ("vocabulary", f"{info['vocab_size']} characters: " + "".join(show_char(c) for c in info["vocab"])),
         ("training", ", ".join(f"{k} {v}" for k, v in info["train_config"].items())),
@@ -167,7 +169,7 @@ def info_table(info: dict) -> Table:
         rows.append(("fine-tuned from", info["parent"]))
     for k, v in rows:
         table.add_row(k, escape(v))
-    return table
+    return Panel(table, title=f"charrnn checkpoint {escape(info['path'])}", expand=False)
 
 
 # confidence heat map for `sample --show-probs`: low probability red, high green
