@@ -146,7 +146,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="charrnn vs PyTorch, side by side")
     ap.add_argument("corpus", nargs="?", default=default_corpus())
     ap.add_argument("--sizes", default="128,256,512")
-    ap.add_argument("--cells", default="rnn", help="comma-separated cells to compare: rnn,lstm,gru")
+    ap.add_argument("--cells", default="rnn,lstm,gru", help="comma-separated cells to compare (lstm and gru at H=256 only)")
     ap.add_argument("--windows", type=int, default=5)
     ap.add_argument("--window-seconds", type=float, default=2.0)
     ap.add_argument("--json", dest="json_output", action="store_true")

@@ -1,6 +1,5 @@
 """The real commands: in-process through typer's CliRunner, and as processes in pipelines."""
 import json
-import os
 import signal
 import time
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from charrnn import checkpoint, model
+from charrnn import checkpoint
 from charrnn.sample import Decoding, Stops, beam_search, distribution, generate_scored
 
 from conftest import CORPORA, one_line_error, run_shell

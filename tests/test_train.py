@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from charrnn import checkpoint, model
+from charrnn import checkpoint
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Streams, fit_shape, padded_streams, split
 from charrnn.errors import CharRNNError
