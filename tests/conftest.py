@@ -17,10 +17,11 @@ CORPORA = ROOT / "corpora"
 SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 
 
-def train_small(text: str, out: str, steps: int, hidden: int = 32, **train_opts) -> checkpoint.Checkpoint:
-    """Train a small model through the library and save it to ``out``."""
+def train_small(text: str, out: str, steps: int, hidden: int = 32, cell: str = "rnn", **train_opts) -> checkpoint.Checkpoint:
+    """Train a small model (a vanilla RNN unless told, no dropout) through the library; save it to ``out``."""
     vocab = Vocab.from_text(text)
-    ck = new_checkpoint(vocab, ModelConfig(vocab_size=vocab.size, hidden=hidden), TrainConfig(**train_opts))
+    train_opts.setdefault("dropout", 0.0)
+    ck = new_checkpoint(vocab, ModelConfig(vocab_size=vocab.size, hidden=hidden, cell=cell), TrainConfig(**train_opts))
     train(ck, vocab.encode(text), out, Limits(steps=steps))
     return ck
 

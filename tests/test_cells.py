@@ -132,7 +132,7 @@ def test_gradcheck_command_passes_and_fails_on_the_tolerance(cli):
 
 def test_gradients_vanish_in_an_untrained_vanilla_rnn(cli, tmp_path):
     out = tmp_path / "v.npz"
-    cli("train", str(CORPORA / "pantry.txt"), "--hidden", 16, "--steps", 1, "-o", out, "-q")
+    cli("train", str(CORPORA / "pantry.txt"), "--cell", "rnn", "--hidden", 16, "--steps", 1, "-o", out, "-q")
     g = json.loads(cli("gradients", "-m", out, str(CORPORA / "pantry.txt"), "--span", 30, "--json").stdout)["norm"]
     assert g[30] < g[0] * 1e-3
 

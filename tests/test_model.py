@@ -70,7 +70,7 @@ def test_step_matches_the_chunk_forward():
 
 
 def test_parameters_are_float32_by_default_and_named():
-    params = model.init_params(ModelConfig(vocab_size=5, hidden=4), np.random.default_rng(0))
+    params = model.init_params(ModelConfig(vocab_size=5, hidden=4, cell="rnn"), np.random.default_rng(0))
     assert set(params) == {"W_ax.0", "W_aa.0", "b_a.0", "W_ya", "b_y"}
     assert all(p.dtype == np.float32 for p in params.values())
     assert params["W_ax.0"].shape == (5, 4) and params["W_ya"].shape == (4, 5)
