@@ -6,13 +6,12 @@ import os
 import sys
 import unicodedata
 
+import numpy as np
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from tqdm import tqdm
-
-import numpy as np
 
 from charrnn.metrics_log import MetricsLog
 from charrnn.plot import line_plot

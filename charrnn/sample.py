@@ -132,13 +132,13 @@ def generate_scored(
     n, lines, tail = 0, 0, ""
     longest = max((len(s) for s in stops.strings), default=0)
     cur = np.zeros(1, dtype=np.int64)
+    plain = dec.temp == 1 and dec.top_k is None and dec.top_p is None  # draw from the model's softmax as is
     while stops.length is None or n < stops.length:
         probs = np.exp(logits - logits.max())
         probs /= probs.sum()  # the model's own distribution, temperature 1
         if first is not None:  # the random start character of a prime-less, newline-less model
             i, first = first, None
         else:
-            plain = dec.temp == 1 and dec.top_k is None and dec.top_p is None
             i = draw(probs if plain else distribution(logits, dec), rng)
         ch = chars[i]
         yield ch, float(probs[i]), probs
