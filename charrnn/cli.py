@@ -100,7 +100,7 @@ def _note(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _read_arg_text(text: str, what: str) -> str:
+def _read_arg_text(text: str) -> str:
     """TEXT as given, or stdin's text for ``-``."""
     return read_text("-") if text == "-" else text
 

@@ -69,7 +69,7 @@ def sample(
         stops.lines = 1  # a records model generates whole records
     if stops.endless and num_samples > 1:
         raise UsageError("-n 0 with no --stop or --lines never ends, so --num-samples cannot follow it")
-    prime_text = _read_arg_text(prime, "--prime") if prime else ""
+    prime_text = _read_arg_text(prime) if prime else ""
     ck.vocab.encode(prime_text)  # reject unknown characters before printing anything
     rng = np.random.default_rng(seed)
     separator = "" if records else sep.encode("utf-8").decode("unicode_escape")
@@ -148,7 +148,7 @@ def probs(
     if top < 1:
         raise UsageError(f"--top must be at least 1, not {top}")
     ck = checkpoint.load(model_path)
-    text = _read_arg_text(text, "TEXT")
+    text = _read_arg_text(text)
     if not text:
         raise CharRNNError("TEXT is empty; give at least one character")
     ids = ck.vocab.encode(text)

@@ -49,13 +49,13 @@ def next_char_probs(params, cfg: ModelConfig, ids: np.ndarray) -> np.ndarray:
 
 
 def eval_report(nats_total: float, chars: int, unknown: int = 0) -> dict:
-    """The eval figures: per-character nats and bits, perplexity, counts."""
-    npc = nats_total / chars if chars else float("nan")
+    """The eval figures for ``chars`` >= 1 predictions: nats and bits per char, perplexity, counts."""
+    npc = nats_total / chars
     return {
         "chars": chars,
         "nats_per_char": npc,
         "bits_per_char": npc / LN2,
-        "perplexity": math.exp(npc) if chars else float("nan"),
+        "perplexity": math.exp(npc),
         "unknown_chars": unknown,
     }
 
