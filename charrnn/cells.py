@@ -94,15 +94,14 @@ def _sigmoid(z, out=None):
     return out
 
 
-def _half_gates(W_aa, xp, n_sig: int):
-    """Pre-halve the sigmoid gates' inputs so one tanh per step serves every gate.
+def _halved(W_aa, n_sig: int):
+    """A copy of W_aa (H, G) with its first ``n_sig`` (sigmoid-gate) columns halved.
 
-    sigmoid(z) = (1 + tanh(z / 2)) / 2, so with the first ``n_sig`` columns
-    of xp (T, B, G) and of W_aa (H, G) halved once per chunk, each step needs
-    a single tanh over all gates and an affine fix-up of the sigmoid ones.
-    Returns the halved copy of W_aa; xp is halved in place.
+    sigmoid(z) = (1 + tanh(z / 2)) / 2, so with the sigmoid gates'
+    pre-activations halved (xp arrives halved from the model, see
+    ``Cell.n_sig``), each step needs a single tanh over all gates and an
+    affine fix-up of the sigmoid ones.
     """
-    xp[:, :, :n_sig] *= 0.5
     W = W_aa.copy()
     W[:, :n_sig] *= 0.5
     return W
@@ -111,7 +110,8 @@ def _half_gates(W_aa, xp, n_sig: int):
 def lstm_forward(W_aa, xp, s0, keep=None):
     """LSTM over a chunk; gates in the order input, forget, output, candidate.
 
-    W_aa (H, 4H); xp (T, B, 4H), overwritten with the activated gates;
+    W_aa (H, 4H); xp (T, B, 4H) with the i, f, o columns halved, overwritten
+    with the activated gates;
     s0 (B, 2H) = [h, c]. Returns (hs (T, B, H), s_last (B, 2H), cache).
 
         i, f, o = sigmoid(.), g = tanh(.) of  xp_t + h_{t-1} @ W_aa
@@ -121,7 +121,7 @@ def lstm_forward(W_aa, xp, s0, keep=None):
     """
     T, B, G = xp.shape
     H = G // 4
-    W = _half_gates(W_aa, xp, 3 * H)
+    W = _halved(W_aa, 3 * H)
     hs = np.empty((T, B, H), dtype=xp.dtype)
     cs = np.empty((T, B, H), dtype=xp.dtype)  # c_t
     tcs = np.empty((T, B, H), dtype=xp.dtype)  # tanh(c_t)
@@ -203,7 +203,8 @@ def lstm_step(W_aa, xp, s):
 def gru_forward(W_aa, xp, h0, keep=None):
     """GRU over a chunk; gates in the order reset, update, candidate.
 
-    W_aa (H, 3H); xp (T, B, 3H), overwritten with [r, u, n]; h0 (B, H).
+    W_aa (H, 3H); xp (T, B, 3H) with the r, u columns halved, overwritten
+    with [r, u, n]; h0 (B, H).
     Returns (hs (T, B, H), h_last (B, H), cache).
 
         [a_r, a_u, a_n] = h_{t-1} @ W_aa
@@ -215,7 +216,7 @@ def gru_forward(W_aa, xp, h0, keep=None):
     """
     T, B, G = xp.shape
     H = G // 3
-    W = _half_gates(W_aa, xp, 2 * H)
+    W = _halved(W_aa, 2 * H)
     hs = np.empty((T, B, H), dtype=xp.dtype)
     A = np.empty((T, B, G), dtype=xp.dtype)  # h_{t-1} @ W (halved r, u columns)
     tmp = np.empty((B, H), dtype=xp.dtype)
@@ -294,6 +295,7 @@ class Cell(NamedTuple):
     """How a cell type plugs into the model."""
 
     gates: int  # G: the input projection is G*H wide
+    n_sig: int  # the first n_sig*H columns are sigmoid gates; forward wants them halved in xp
     state_mult: int  # state width S = state_mult * H
     forward: Callable
     backward: Callable
@@ -301,7 +303,7 @@ class Cell(NamedTuple):
 
 
 CELLS = {
-    "rnn": Cell(1, 1, rnn_forward, rnn_backward, rnn_step),
-    "lstm": Cell(4, 2, lstm_forward, lstm_backward, lstm_step),
-    "gru": Cell(3, 1, gru_forward, gru_backward, gru_step),
+    "rnn": Cell(1, 0, 1, rnn_forward, rnn_backward, rnn_step),
+    "lstm": Cell(4, 3, 2, lstm_forward, lstm_backward, lstm_step),
+    "gru": Cell(3, 2, 1, gru_forward, gru_backward, gru_step),
 }

@@ -94,13 +94,21 @@ def _layers_forward(params, cfg, x, state0, dropout: float = 0.0, rng=None):
     T, B = x.shape
     keep = reset_mask(cfg, x, state0.dtype)
     state_last = np.empty_like(state0)
+    n_sig = cell.n_sig * cfg.hidden  # sigmoid-gate columns, which the cell wants halved
     inp, caches = None, []
     for k in range(cfg.layers):
+        W, b = params[f"W_ax.{k}"], params[f"b_a.{k}"]
         if k == 0:
-            xp = params["W_ax.0"][x]  # (T, B, GH): row lookup, no one-hot product
+            table = W + b  # (V, GH): the bias folded into the lookup table
+            table[:, :n_sig] *= 0.5  # exact: halving commutes with the sums and products
+            xp = table[x]  # (T, B, GH): one row gather, no one-hot product
         else:
-            xp = (inp.reshape(T * B, -1) @ params[f"W_ax.{k}"]).reshape(T, B, -1)
-        xp += params[f"b_a.{k}"]
+            if n_sig:
+                W, b = W.copy(), b.copy()
+                W[:, :n_sig] *= 0.5
+                b[:n_sig] *= 0.5
+            xp = (inp.reshape(T * B, -1) @ W).reshape(T, B, -1)
+            xp += b
         hs, state_last[k], cache = cell.forward(params[f"W_aa.{k}"], xp, state0[k], keep)
         mask = None
         if dropout > 0:
