@@ -64,6 +64,7 @@ def train(
     lr_decay: Optional[float] = typer.Option(None, help="Step decay: multiply the learning rate by this... (default 1, off)", show_default=False),
     lr_decay_every: Optional[int] = typer.Option(None, help="...every this many steps.", show_default=False),
     cosine: bool = typer.Option(False, "--cosine", help="Cosine decay of the learning rate to a tenth over --steps."),
+    constant_lr: bool = typer.Option(False, "--constant-lr", help="With --time, keep the learning rate flat instead of decaying it over the budget."),
     sample_every: Optional[int] = typer.Option(None, help="Print a short sample to stderr every N steps; 0 never. (default: at each validation pass on a terminal)", show_default=False),
     sample_length: int = typer.Option(200, help="Characters in each live sample."),
     log: Optional[str] = typer.Option(None, "--log", help="Write metrics here every --log-every steps: JSON Lines, or CSV for a .csv name."),
@@ -150,6 +151,9 @@ def train(
         if steps is None:
             raise UsageError("--cosine decays over --steps; give --steps too")
         ck.train.cosine_steps = steps
+    # a --time budget anneals the learning rate over itself unless another schedule was asked for
+    explicit_schedule = constant_lr or ck.train.cosine_steps or (ck.train.lr_decay_every and ck.train.lr_decay != 1.0)
+    ck.train.cosine_seconds = seconds if seconds is not None and not explicit_schedule else 0.0
     if log_every < 1 or sample_length < 1 or (sample_every is not None and sample_every < 0):
         raise UsageError("--log-every and --sample-length must be positive, --sample-every 0 or more")
     if sample_every is None:  # live samples by default only where someone watches

@@ -45,6 +45,7 @@ class TrainConfig:
     lr_decay: float = 1.0  # step decay: multiply the learning rate by this ...
     lr_decay_every: int = 0  # ... every this many steps (0: no step decay)
     cosine_steps: int = 0  # cosine decay to lr * min_lr_frac over this many steps (0: off)
+    cosine_seconds: float = 0.0  # cosine decay over this many seconds of the run: a --time budget (0: off)
     min_lr_frac: float = 0.1  # where cosine decay ends, as a fraction of lr
     optimizer: str = "adam"  # adam | adagrad | sgd (with momentum)
     momentum: float = 0.9  # sgd momentum
@@ -71,7 +72,7 @@ class TrainConfig:
             raise UsageError(f"--dropout must be in [0, 1), not {self.dropout}")
         if not 0 <= self.val_frac < 1:
             raise UsageError(f"--val-frac must be in [0, 1), not {self.val_frac}")
-        if self.warmup < 0 or self.lr_decay_every < 0 or self.cosine_steps < 0:
+        if self.warmup < 0 or self.lr_decay_every < 0 or self.cosine_steps < 0 or not self.cosine_seconds >= 0:
             raise UsageError("--warmup and --lr-decay-every must be 0 or positive")
         if not 0 < self.lr_decay <= 1 or not 0 <= self.min_lr_frac <= 1:
             raise UsageError(f"--lr-decay must be in (0, 1], not {self.lr_decay}")

@@ -1,4 +1,4 @@
-"""Learning-rate schedules: a pure function of the step."""
+"""Learning-rate schedules: a pure function of the step (and, for a timed run, its seconds)."""
 from __future__ import annotations
 
 import math
@@ -6,11 +6,17 @@ import math
 from charrnn.config import TrainConfig
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """The learning rate for optimizer step ``step`` (1-based).
+def _cosine(lr: float, floor_frac: float, progress: float) -> float:
+    floor = lr * floor_frac
+    return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, progress))))
 
-    Linear warm-up over the first ``warmup`` steps; then either cosine decay
-    from lr to lr * min_lr_frac over ``cosine_steps`` steps, or step decay
+
+def lr_at(step: int, cfg: TrainConfig, run_seconds: float = 0.0) -> float:
+    """The learning rate for optimizer step ``step`` (1-based), ``run_seconds`` into this run.
+
+    Linear warm-up over the first ``warmup`` steps; then one of: cosine decay
+    from lr to lr * min_lr_frac over ``cosine_steps`` steps, cosine decay
+    over ``cosine_seconds`` of this run (a --time budget), or step decay
     (multiply by ``lr_decay`` every ``lr_decay_every`` steps).
     """
     lr = cfg.lr
@@ -18,9 +24,9 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
         return lr * step / cfg.warmup
     if cfg.cosine_steps:
         span = max(1, cfg.cosine_steps - cfg.warmup)
-        progress = min(1.0, (step - cfg.warmup) / span)
-        floor = lr * cfg.min_lr_frac
-        return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+        return _cosine(lr, cfg.min_lr_frac, (step - cfg.warmup) / span)
+    if cfg.cosine_seconds:
+        return _cosine(lr, cfg.min_lr_frac, run_seconds / cfg.cosine_seconds)
     if cfg.lr_decay_every and cfg.lr_decay != 1.0:
         return lr * cfg.lr_decay ** (step // cfg.lr_decay_every)
     return lr

@@ -147,7 +147,7 @@ def train(
         ck.state = np.zeros(model.state_shape(mcfg, B), dtype=mcfg.dtype)
         ck.pos = 0
     eval_every = tcfg.eval_every or auto_eval_every(len(val_ids), B, T)
-    lr = lr_at(ck.step + 1, tcfg)
+    lr = lr_at(ck.step + 1, tcfg, 0.0)
 
     total = limits.steps
     if limits.epochs is not None:
@@ -196,7 +196,7 @@ def train(
                 stopped = should_stop()
             if stopped:
                 break
-            lr = lr_at(ck.step + 1, tcfg)
+            lr = lr_at(ck.step + 1, tcfg, time.monotonic() - t0)
             loss, norm, n_chars = train_step(ck, streams, lr)
             if not n_chars:
                 raise _diverged(ck, out, loss, norm, lr)

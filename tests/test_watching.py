@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from charrnn.checkpoint import load
 from charrnn.config import TrainConfig
 from charrnn.metrics_log import FIELDS
 from charrnn.schedule import lr_at
@@ -95,3 +96,39 @@ def test_the_log_shows_the_scheduled_learning_rate(cli, tmp_path):
 def test_cosine_needs_steps(cli, tmp_path):
     r = cli("train", HOME, "--cosine", "--time", "5s", "-o", tmp_path / "m.npz")
     assert r.exit_code == 2 and "--cosine" in r.stderr
+
+
+def test_a_time_budget_schedule_follows_the_seconds_of_the_run():
+    timed = TrainConfig(lr=1.0, cosine_seconds=300.0, min_lr_frac=0.1)
+    assert lr_at(7, timed, 0.0) == pytest.approx(1.0)
+    assert lr_at(7, timed, 150.0) == pytest.approx(0.55)
+    assert lr_at(7, timed, 300.0) == pytest.approx(0.1) and lr_at(7, timed, 900.0) == pytest.approx(0.1)
+    assert lr_at(1, TrainConfig(lr=1.0, warmup=10, cosine_seconds=300.0), 200.0) == pytest.approx(0.1)  # warm-up first
+
+
+def _trained_lr(cli, tmp_path, *flags):
+    out = tmp_path / "m.npz"
+    r = cli("train", HOME, "--hidden", 8, "-o", out, "--force", "--json", "-q", *flags)
+    assert r.exit_code == 0, r.stderr
+    return json.loads(r.stdout)["lr"], load(out).train
+
+
+def test_time_runs_anneal_the_learning_rate_over_the_budget_by_default(cli, tmp_path):
+    lr, tcfg = _trained_lr(cli, tmp_path, "--time", "2", "--lr", "0.01")
+    assert tcfg.cosine_seconds == 2.0
+    assert lr < 0.01 * 0.2  # the last steps run near the floor, a tenth of --lr
+
+
+@pytest.mark.parametrize("flags", [("--time", "1", "--constant-lr"), ("--steps", "30"),
+                                   ("--time", "1", "--lr-decay", "0.5", "--lr-decay-every", "1000000")])
+def test_the_lr_stays_flat_when_asked_or_without_a_time_budget(cli, tmp_path, flags):
+    lr, tcfg = _trained_lr(cli, tmp_path, "--lr", "0.01", *flags)
+    assert tcfg.cosine_seconds == 0.0 and lr == pytest.approx(0.01)
+
+
+def test_resuming_with_steps_drops_the_earlier_runs_time_schedule(cli, tmp_path):
+    _trained_lr(cli, tmp_path, "--time", "1", "--lr", "0.01")
+    out = tmp_path / "m.npz"
+    r = cli("train", HOME, "--hidden", 8, "-o", out, "--resume", "--steps", load(out).step + 5, "--json", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert load(out).train.cosine_seconds == 0.0 and json.loads(r.stdout)["lr"] == pytest.approx(0.01)
