@@ -9,20 +9,28 @@ config it runs the real commands one after another, never two at once:
     charrnn train train.txt --time T -o NAME.npz FLAGS
     charrnn eval -m NAME.npz held.txt --json
 
-and reports the held-out nats/char, plus the learning curve: the validation
-loss (the last 10% of train.txt, which training never sees) at each
-validation pass against training seconds, read from the checkpoint's history.
-With no --config it compares the defaults with each cell at the default size.
+and reports the held-out nats/char, plus two learning curves against
+training seconds: the held-out loss of every checkpoint training saved (a
+watcher copies NAME.npz each time training replaces it, at each validation
+pass, and each copy is scored on held.txt afterwards), and the validation
+loss (the last 10% of train.txt, which training never sees) from the
+checkpoint's history. With no --config it runs the defaults (a GRU), the
+other two cells with the other defaults, and the defaults trained on all of
+train.txt (--val-frac 0, so no validation curve). --keep DIR keeps the final models there.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
+import shutil
 import tempfile
+import threading
+import time
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,7 +39,7 @@ sys.path.insert(0, ROOT)
 from benchmarks.common import default_corpus  # noqa: E402
 from charrnn import checkpoint  # noqa: E402
 
-DEFAULT_CONFIGS = ["defaults=", "rnn=--cell rnn", "lstm=--cell lstm", "gru=--cell gru"]
+DEFAULT_CONFIGS = ["defaults=", "rnn=--cell rnn", "lstm=--cell lstm", "all-train=--val-frac 0"]
 MARKS = (30, 60, 120, 180, 240, 300)
 
 
@@ -40,6 +48,55 @@ def charrnn(*args: str) -> str:
     if r.returncode != 0:
         raise SystemExit(f"charrnn {' '.join(args)} failed: {r.stderr.strip()}")
     return r.stdout
+
+
+def train_watched(train_txt: str, out: str, flags: list[str], time_budget: str) -> tuple[dict, list[str]]:
+    """Run charrnn train, copying ``out`` aside each time training replaces it; returns (metrics, copies)."""
+    proc = subprocess.Popen([sys.executable, "-m", "charrnn", "train", train_txt, "--time", time_budget, "-o", out,
+                             "--quiet", "--json", *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    copies, done = [], threading.Event()
+
+    def watch():
+        seen = None
+        while not done.wait(0.5):
+            try:
+                stamp = os.stat(out).st_mtime_ns
+            except FileNotFoundError:
+                continue
+            if stamp != seen:  # saves are atomic renames, so the file is always whole
+                seen = stamp
+                copies.append(f"{out}.{len(copies)}")
+                shutil.copyfile(out, copies[-1])
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    stdout, stderr = proc.communicate()
+    done.set()
+    watcher.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"charrnn train failed: {stderr.strip()}")
+    return json.loads(stdout), copies
+
+
+SPEAKER = re.compile(r"(?m)^[A-Z][A-Za-z ]+:$")  # a play's speaker line, e.g. "PETRUCHIO:"
+
+
+def speaker_split(model: str, held_txt: str) -> dict:
+    """Held-out nats/char on speaker-name lines and on everything else, from ``charrnn eval --per-char``."""
+    with open(held_txt, encoding="utf-8") as f:
+        text = f.read()
+    in_name = [False] * len(text)
+    for m in SPEAKER.finditer(text):
+        in_name[m.start() : m.end()] = [True] * (m.end() - m.start())
+    sums, counts = [0.0, 0.0], [0, 0]
+    for line in charrnn("eval", "-m", model, held_txt, "--per-char").splitlines()[1:]:
+        index, _, nats, _, _ = line.split("\t")
+        kind = in_name[int(index)]
+        sums[kind] += float(nats)
+        counts[kind] += 1
+    n = sum(counts)
+    return {"name_frac": round(counts[1] / n, 4), "name_nats": round(sums[1] / counts[1], 4),
+            "other_nats": round(sums[0] / counts[0], 4), "name_share_nats": round(sums[1] / n, 4)}
 
 
 def curve_at(history: list, seconds: float) -> float | None:
@@ -53,6 +110,7 @@ def main() -> None:
     ap.add_argument("corpus", nargs="?", default=default_corpus())
     ap.add_argument("--time", default="5m", help="training budget per config")
     ap.add_argument("--config", action="append", help='NAME="FLAGS" (repeatable)')
+    ap.add_argument("--keep", metavar="DIR", help="copy each config's final model to DIR/NAME.npz")
     ap.add_argument("--json", dest="json_output", action="store_true")
     args = ap.parse_args()
     with open(args.corpus, encoding="utf-8") as f:
@@ -68,14 +126,23 @@ def main() -> None:
         for spec in args.config or DEFAULT_CONFIGS:
             name, _, flags = spec.partition("=")
             out = os.path.join(tmp, f"{name}.npz")
-            metrics = json.loads(charrnn("train", train_txt, "--time", args.time, "-o", out, "--quiet", "--json",
-                                         *shlex.split(flags)))
+            metrics, copies = train_watched(train_txt, out, shlex.split(flags), args.time)
             held = json.loads(charrnn("eval", "-m", out, held_txt, "--json"))
             ck = checkpoint.load(out)
+            held_curve = []
+            for copy in copies:  # scored after training, so they never compete with it for the CPU
+                seconds = checkpoint.load(copy).seconds
+                nats = json.loads(charrnn("eval", "-m", copy, held_txt, "--json"))["nats_per_char"]
+                held_curve.append([round(seconds, 1), round(nats, 4)])
+                os.remove(copy)
+            if args.keep:
+                os.makedirs(args.keep, exist_ok=True)
+                shutil.copyfile(out, os.path.join(args.keep, f"{name}.npz"))
             rows.append({
                 "config": name, "flags": flags, "cell": ck.model.cell, "hidden": ck.model.hidden,
                 "layers": ck.model.layers, "steps": metrics["steps"], "chars_per_sec": metrics["chars_per_sec"],
                 "held_out_nats": round(held["nats_per_char"], 4), "held_out_bits": round(held["bits_per_char"], 4),
+                "held_curve": held_curve, "speakers": speaker_split(out, held_txt),
                 "curve": [[round(s, 1), round(v, 4)] for _, v, s in ck.history["val"]],
             })
             print(f"{name}: held-out {held['nats_per_char']:.4f} nats/char", file=sys.stderr)
@@ -84,13 +151,20 @@ def main() -> None:
         return
     print(f"corpus {os.path.basename(args.corpus)}: train on the first 90%, score the last 10%; budget {args.time}")
     head = "".join(f"{m:>7}s" for m in MARKS)
-    print(f"{'config':<12} {'model':<16} {'steps':>6} {'chars/s':>8} {'held-out':>9}   val nats/char at{head}")
+    print(f"{'config':<12} {'model':<16} {'steps':>6} {'chars/s':>8} {'held-out':>9}   {'curve':<8}{head}")
     for r in rows:
         model = f"{r['cell']} {r['layers']}x{r['hidden']}"
-        pts = "".join(f"{v:>8.3f}" if v is not None else f"{'-':>8}"
-                      for v in (curve_at([[0, v, s] for s, v in r["curve"]], m) for m in MARKS))
-        print(f"{r['config']:<12} {model:<16} {r['steps']:>6} {r['chars_per_sec']:>8,.0f} {r['held_out_nats']:>9.4f}"
-              f"   {'':16}{pts}")
+        for label, curve in (("held", r["held_curve"]), ("val", r["curve"])):
+            pts = "".join(f"{v:>8.3f}" if v is not None else f"{'-':>8}"
+                          for v in (curve_at([[0, v, s] for s, v in curve], m) for m in MARKS))
+            lead = (f"{r['config']:<12} {model:<16} {r['steps']:>6} {r['chars_per_sec']:>8,.0f} "
+                    f"{r['held_out_nats']:>9.4f}" if label == "held" else " " * 55)
+            print(f"{lead}   {label:<8}{pts}")
+    print("held-out nats/char on speaker-name lines (e.g. 'PETRUCHIO:') and on the rest:")
+    for r in rows:
+        sp = r["speakers"]
+        print(f"  {r['config']:<12} names {sp['name_nats']:.3f} ({sp['name_frac']:.1%} of the characters, "
+              f"{sp['name_share_nats']:.3f} of the average), rest {sp['other_nats']:.3f}")
 
 
 if __name__ == "__main__":

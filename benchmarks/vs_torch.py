@@ -14,6 +14,13 @@ global-norm clipping at 5, truncated BPTT over B=64 streams of T=64 with the
 state carried and detached between chunks, float32, on the CPU with
 torch.set_num_threads equal to the CPUs NumPy's BLAS uses.
 
+For the LSTM, PyTorch does not run its generic per-step code: on the CPU
+nn.LSTM (and its backward) goes to oneDNN's fused RNN kernels
+(aten::mkldnn_rnn_layer and mkldnn_rnn_layer_backward in torch.profiler),
+which do a whole layer's gate arithmetic in compiled code. nn.RNN and nn.GRU
+take the ordinary per-step path. Pass --no-mkldnn to turn oneDNN off in torch
+and compare with its generic path too.
+
 Windows alternate charrnn, torch, charrnn, torch... so both see the same
 machine load; the medians and their ratio are printed. Sampling steps one
 character at a time for one stream at H=256, temperature 1, each side with
@@ -149,10 +156,13 @@ def main() -> None:
     ap.add_argument("--cells", default="rnn,lstm,gru", help="comma-separated cells to compare (lstm and gru at H=256 only)")
     ap.add_argument("--windows", type=int, default=5)
     ap.add_argument("--window-seconds", type=float, default=2.0)
+    ap.add_argument("--no-mkldnn", action="store_true", help="turn off torch's oneDNN kernels (its fused LSTM)")
     ap.add_argument("--json", dest="json_output", action="store_true")
     args = ap.parse_args()
     if torch is None:
         sys.exit("vs_torch.py needs PyTorch: pip install torch")
+    if args.no_mkldnn:
+        torch.backends.mkldnn.enabled = False
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     torch.set_num_threads(threads)
     vocab, ids = load_ids(args.corpus)
@@ -165,12 +175,12 @@ def main() -> None:
                          "ratio": round(ours / theirs, 2)})
     ours, theirs = sample_pair(vocab, ids, 256, args.windows)
     rows.append({"what": "sample rnn H=256", "charrnn": round(ours), "torch": round(theirs), "ratio": round(ours / theirs, 2)})
-    result = {"torch": torch.__version__, "threads": threads, "corpus": os.path.basename(args.corpus), "rows": rows}
+    result = {"torch": torch.__version__, "threads": threads, "mkldnn": torch.backends.mkldnn.enabled, "corpus": os.path.basename(args.corpus), "rows": rows}
     if args.json_output:
         print(json.dumps(result, indent=2))
         return
     print(f"chars/s, median of {args.windows} alternating windows; torch {torch.__version__}, {threads} threads, "
-          f"corpus {result['corpus']}, B=64, T=64")
+          f"oneDNN {'on' if result['mkldnn'] else 'off'}, corpus {result['corpus']}, B=64, T=64")
     print(f"{'':22} {'charrnn':>10} {'torch':>10} {'ratio':>7}")
     for r in rows:
         print(f"{r['what']:22} {r['charrnn']:>10,} {r['torch']:>10,} {r['ratio']:>6.2f}x")
