@@ -1,6 +1,6 @@
 """Which cell remembers across a gap? rnn, lstm and gru on corpora/make_longrange.py records.
 
-    python benchmarks/long_range.py [--gaps 5,20,50] [--steps 400] [--hidden 64] [--json]
+    python benchmarks/long_range.py [--gaps 5,20,50] [--steps 1500] [--hidden 64] [--json]
 
 For each gap G it generates training records ``K:<G letters>=K`` and a
 separate test set, trains each cell for the same number of steps with the
@@ -43,7 +43,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gaps", default="5,20,50")
     ap.add_argument("--cells", default="rnn,lstm,gru")
-    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--json", dest="json_output", action="store_true")
     args = ap.parse_args()
