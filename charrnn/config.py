@@ -73,7 +73,7 @@ class TrainConfig:
         if not 0 <= self.val_frac < 1:
             raise UsageError(f"--val-frac must be in [0, 1), not {self.val_frac}")
         if self.warmup < 0 or self.lr_decay_every < 0 or self.cosine_steps < 0 or not self.cosine_seconds >= 0:
-            raise UsageError("--warmup and --lr-decay-every must be 0 or positive")
+            raise UsageError("--warmup, --lr-decay-every and schedule lengths must be 0 or positive")
         if not 0 < self.lr_decay <= 1 or not 0 <= self.min_lr_frac <= 1:
             raise UsageError(f"--lr-decay must be in (0, 1], not {self.lr_decay}")
         if self.eval_every < 0 or self.save_every < 0:
