@@ -16,7 +16,8 @@ pass, and each copy is scored on held.txt afterwards), and the validation
 loss (the last 10% of train.txt, which training never sees) from the
 checkpoint's history. With no --config it runs the defaults (a GRU of 384),
 each cell at 256 units, and the defaults trained on all of train.txt
-(--val-frac 0, so no validation curve): about 35 minutes. --keep DIR keeps the final models there.
+(--val-frac 0, so no validation curve): about 35 minutes. --keep DIR keeps
+the final models there.
 """
 from __future__ import annotations
 
@@ -25,12 +26,11 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
-import shutil
 import tempfile
 import threading
-import time
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,10 +42,11 @@ from charrnn import checkpoint  # noqa: E402
 DEFAULT_CONFIGS = ["defaults=", "gru256=--hidden 256", "lstm256=--cell lstm --hidden 256",
                    "rnn256=--cell rnn --hidden 256", "all-train=--val-frac 0"]
 MARKS = (30, 60, 120, 180, 240, 300)
+CHARRNN = [sys.executable, "-m", "charrnn"]
 
 
 def charrnn(*args: str) -> str:
-    r = subprocess.run([sys.executable, "-m", "charrnn", *args], capture_output=True, text=True)
+    r = subprocess.run([*CHARRNN, *args], capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(f"charrnn {' '.join(args)} failed: {r.stderr.strip()}")
     return r.stdout
@@ -53,7 +54,7 @@ def charrnn(*args: str) -> str:
 
 def train_watched(train_txt: str, out: str, flags: list[str], time_budget: str) -> tuple[dict, list[str]]:
     """Run charrnn train, copying ``out`` aside each time training replaces it; returns (metrics, copies)."""
-    proc = subprocess.Popen([sys.executable, "-m", "charrnn", "train", train_txt, "--time", time_budget, "-o", out,
+    proc = subprocess.Popen([*CHARRNN, "train", train_txt, "--time", time_budget, "-o", out,
                              "--quiet", "--json", *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     copies, done = [], threading.Event()
 
@@ -100,9 +101,9 @@ def speaker_split(model: str, held_txt: str) -> dict:
             "other_nats": round(sums[0] / counts[0], 4), "name_share_nats": round(sums[1] / n, 4)}
 
 
-def curve_at(history: list, seconds: float) -> float | None:
-    """The last validation loss measured at or before ``seconds`` of training."""
-    points = [v for _, v, s in history if s <= seconds + 1e-9]
+def curve_at(curve: list, seconds: float) -> float | None:
+    """The last loss of ``curve`` (rows of seconds, nats) measured at or before ``seconds`` of training."""
+    points = [v for s, v in curve if s <= seconds + 1e-9]
     return points[-1] if points else None
 
 
@@ -157,7 +158,7 @@ def main() -> None:
         model = f"{r['cell']} {r['layers']}x{r['hidden']}"
         for label, curve in (("held", r["held_curve"]), ("val", r["curve"])):
             pts = "".join(f"{v:>8.3f}" if v is not None else f"{'-':>8}"
-                          for v in (curve_at([[0, v, s] for s, v in curve], m) for m in MARKS))
+                          for v in (curve_at(curve, m) for m in MARKS))
             lead = (f"{r['config']:<12} {model:<16} {r['steps']:>6} {r['chars_per_sec']:>8,.0f} "
                     f"{r['held_out_nats']:>9.4f}" if label == "held" else " " * 55)
             print(f"{lead}   {label:<8}{pts}")
