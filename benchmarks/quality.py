@@ -59,8 +59,9 @@ def train_watched(train_txt: str, out: str, flags: list[str], time_budget: str) 
     copies, done = [], threading.Event()
 
     def watch():
-        seen = None
-        while not done.wait(0.5):
+        seen, finished = None, False
+        while not finished:
+            finished = done.wait(0.5)  # one more look after training ends, for its final save
             try:
                 stamp = os.stat(out).st_mtime_ns
             except FileNotFoundError:
