@@ -62,7 +62,7 @@ class CharrnnTrainer:
 
     def steps(self, n: int) -> None:
         for _ in range(n):
-            train_step(self.ck, self.streams, self.ck.train.lr)
+            train_step(self.ck, self.streams, self.ck.train_config.lr)
 
 
 def timed(fn, n: int) -> float:

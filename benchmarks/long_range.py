@@ -34,7 +34,7 @@ from charrnn.vocab import Vocab  # noqa: E402
 def key_accuracy(ck, test: str) -> float:
     """Fraction of test records whose key the model predicts (argmax) right after '='."""
     ids = ck.vocab.encode(test)
-    p = next_char_probs(ck.params, ck.model, ids)  # row i predicts ids[i + 1]
+    p = next_char_probs(ck.params, ck.model_config, ids)  # row i predicts ids[i + 1]
     eq = np.flatnonzero(ids[:-1] == ck.vocab.chars.index("="))
     return float(np.mean(p[eq].argmax(axis=1) == ids[eq + 1]))
 

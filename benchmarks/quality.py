@@ -142,8 +142,8 @@ def main() -> None:
                 os.makedirs(args.keep, exist_ok=True)
                 shutil.copyfile(out, os.path.join(args.keep, f"{name}.npz"))
             rows.append({
-                "config": name, "flags": flags, "cell": ck.model.cell, "hidden": ck.model.hidden,
-                "layers": ck.model.layers, "steps": metrics["steps"], "chars_per_sec": metrics["chars_per_sec"],
+                "config": name, "flags": flags, "cell": ck.model_config.cell, "hidden": ck.model_config.hidden,
+                "layers": ck.model_config.layers, "steps": metrics["steps"], "chars_per_sec": metrics["chars_per_sec"],
                 "held_out_nats": round(held["nats_per_char"], 4), "held_out_bits": round(held["bits_per_char"], 4),
                 "held_curve": held_curve, "speakers": speaker_split(out, held_txt),
                 "curve": [[round(s, 1), round(v, 4)] for _, v, s in ck.history["val"]],

@@ -40,7 +40,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import CharrnnTrainer, default_corpus, load_ids, matmul_gflops, timed  # noqa: E402
-from charrnn.sample import generate  # noqa: E402
+from charrnn.sample import Decoding, Stops, generate  # noqa: E402
 
 
 def flops_per_char(H: int, V: int) -> int:
@@ -58,12 +58,12 @@ def train_rate(vocab, ids, H: int, windows: int, window_seconds: float) -> float
 def sample_rate(vocab, ids, H: int, windows: int, n_chars: int = 20000) -> float:
     tr = CharrnnTrainer(vocab, ids, H)
     rng = np.random.default_rng(0)
-    for _ in generate(tr.ck, "", 500, 1.0, rng):
+    for _ in generate(tr.ck, "", rng, Decoding(), Stops(length=500)):
         pass
     rates = []
     for _ in range(windows):
         t0 = time.perf_counter()
-        for _ in generate(tr.ck, "", n_chars, 1.0, rng):
+        for _ in generate(tr.ck, "", rng, Decoding(), Stops(length=n_chars)):
             pass
         rates.append(n_chars / (time.perf_counter() - t0))
     return statistics.median(rates)

@@ -41,7 +41,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import CharrnnTrainer, default_corpus, load_ids, timed  # noqa: E402
-from charrnn.sample import generate  # noqa: E402
+from charrnn.sample import Decoding, Stops, generate  # noqa: E402
 
 try:
     import torch
@@ -138,7 +138,7 @@ def sample_pair(vocab, ids, H, windows, n=5000):
 
     def ours_rate():
         t0 = time.perf_counter()
-        for _ in generate(ours.ck, "", n, 1.0, rng):
+        for _ in generate(ours.ck, "", rng, Decoding(), Stops(length=n)):
             pass
         return n / (time.perf_counter() - t0)
 

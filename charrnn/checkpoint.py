@@ -36,8 +36,8 @@ VERSION = 1
 class Checkpoint:
     """Everything a training run is: saved as a whole, restored as a whole."""
 
-    model: ModelConfig
-    train: TrainConfig
+    model_config: ModelConfig  # the shape of the model: cell, sizes, vocabulary size
+    train_config: TrainConfig  # how it is trained: optimizer, schedule, batch, validation
     vocab: Vocab
     params: dict[str, np.ndarray]
     opt_state: dict[str, np.ndarray]
@@ -67,8 +67,8 @@ class Checkpoint:
             "format": FORMAT,
             "version": VERSION,
             "charrnn_version": __version__,
-            "model": to_dict(self.model),
-            "train": to_dict(self.train),
+            "model": to_dict(self.model_config),
+            "train": to_dict(self.train_config),
             "vocab": self.vocab.chars,
             "step": self.step,
             "chars_seen": self.chars_seen,
@@ -252,7 +252,7 @@ def _read(path: str, npz) -> Checkpoint:
         if hashes.dtype != np.uint64 or hashes.ndim != 1:
             raise _fail(path, "has malformed record fingerprints")
     return Checkpoint(
-        model=mcfg, train=tcfg, vocab=vocab, params=params, opt_state=opt_state, state=state, rng=rng,
+        model_config=mcfg, train_config=tcfg, vocab=vocab, params=params, opt_state=opt_state, state=state, rng=rng,
         history=history, best_val=best_val, best_step=best_step, seconds=float(seconds),
         parent=parent if isinstance(parent, str) else None, record_hashes=hashes, **ints,
     )

@@ -15,8 +15,9 @@ from tqdm import tqdm
 
 from charrnn.metrics_log import MetricsLog
 from charrnn.plot import line_plot
-from charrnn.score import LN2
-from charrnn.train import Reporter
+from charrnn.numerics import LN2, nats_and_bits
+from charrnn.sample import Decoding, Stops, generate
+from charrnn.train import Reporter, RunMetrics
 
 _NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r", " ": "␠"}
 
@@ -41,11 +42,15 @@ def stdout_console() -> Console:
     return Console(file=sys.stdout, highlight=False)
 
 
+SAMPLE_AT_VALIDATION = "validation"  # sample_every value: a live sample after each validation pass
+
+
 class ProgressReporter(Reporter):
     """A tqdm bar on stderr (only on a terminal), note lines, live samples and the --log file."""
 
-    def __init__(self, quiet: bool = False, sample_every: int = 0, sample_length: int = 200,
+    def __init__(self, quiet: bool = False, sample_every: int | str = 0, sample_length: int = 200,
                  log: MetricsLog | None = None):
+        """``sample_every``: steps between live samples, 0 for none, or SAMPLE_AT_VALIDATION."""
         self.quiet, self.sample_every, self.sample_length, self.log = quiet, sample_every, sample_length, log
         self.bar = None
         self.last_val = None
@@ -56,26 +61,26 @@ class ProgressReporter(Reporter):
             self.bar = tqdm(total=total, initial=done, file=sys.stderr, unit="step", dynamic_ncols=True, leave=False)
 
     def step(self, ck, event):
-        if event.get("val_nats") is not None:
-            self.last_val = event["val_nats"]
+        if event.val_nats is not None:
+            self.last_val = event.val_nats
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix_str(
-                f"loss {event['train_nats'] / LN2:.3f} bits/char, {event['chars_per_sec']:,.0f} chars/s, "
-                f"lr {event['lr']:.2g}", refresh=False)
-        if self.log is not None and event["step"] % self.log.every == 0:
+                f"loss {event.train_nats / LN2:.3f} bits/char, {event.chars_per_sec:,.0f} chars/s, "
+                f"lr {event.lr:.2g}", refresh=False)
+        if self.log is not None and event.step % self.log.every == 0:
             self.log.write(event)
-        due = (self.sample_every > 0 and event["step"] % self.sample_every == 0) or (
-            self.sample_every < 0 and event.get("val_nats") is not None)  # -1: at each validation pass
+        if self.sample_every == SAMPLE_AT_VALIDATION:
+            due = event.val_nats is not None
+        else:
+            due = self.sample_every > 0 and event.step % self.sample_every == 0
         if due and not self.quiet:
-            self.live_sample(ck, event["step"])
+            self.live_sample(ck, event.step)
 
     def live_sample(self, ck, step):
         """A short sample on stderr, from its own Generator so training's randomness is untouched."""
-        from charrnn.sample import generate
-
-        rng = np.random.default_rng([ck.train.seed, step])
-        text = "".join(generate(ck, "", self.sample_length, 0.8, rng))
+        rng = np.random.default_rng([ck.train_config.seed, step])
+        text = "".join(generate(ck, "", rng, Decoding(temp=0.8), Stops(length=self.sample_length)))
         val = f"val {self.last_val:.3f} nats/char" if self.last_val is not None else "no validation yet"
         tqdm.write(f"--- sample at step {step} ({val}), temperature 0.8 ---\n{text}\n---", file=sys.stderr)
 
@@ -92,24 +97,21 @@ class ProgressReporter(Reporter):
             self.log = None
 
 
-def summary_table(metrics: dict, ck) -> Table:
+def summary_table(metrics: RunMetrics) -> Table:
     """The end-of-training summary: steps, throughput, losses in nats and bits, best, where saved."""
     table = Table(title="training summary", show_header=False)
     table.add_column(style="bold")
     table.add_column()
-
-    def nb(v):
-        return "—" if v is None else f"{v:.4f} nats/char ({v / LN2:.4f} bits/char)"
-
+    m = metrics
     rows = [
-        ("steps", f"{metrics['steps']:,} ({metrics['run_steps']:,} in this run, stopped by {metrics['stopped_by']})"),
-        ("characters seen", f"{metrics['chars_seen']:,}"),
-        ("time", f"{metrics['seconds']:.1f} s"),
-        ("characters/s", f"{metrics['chars_per_sec']:,.0f}"),
-        ("train loss", nb(metrics["train_nats"])),
-        ("validation loss", nb(metrics["val_nats"])),
-        ("best validation", nb(metrics["best_val_nats"]) + (f" at step {metrics['best_step']}" if metrics["best_step"] else "")),
-        ("checkpoint", metrics["checkpoint"]),
+        ("steps", f"{m.steps:,} ({m.run_steps:,} in this run, stopped by {m.stopped_by})"),
+        ("characters seen", f"{m.chars_seen:,}"),
+        ("time", f"{m.seconds:.1f} s"),
+        ("characters/s", f"{m.chars_per_sec:,.0f}"),
+        ("train loss", nats_and_bits(m.train_nats)),
+        ("validation loss", nats_and_bits(m.val_nats)),
+        ("best validation", nats_and_bits(m.best_val_nats) + (f" at step {m.best_step}" if m.best_step else "")),
+        ("checkpoint", m.checkpoint),
     ]
     for k, v in rows:
         table.add_row(k, escape(str(v)))
@@ -161,8 +163,8 @@ def info_table(info: dict) -> Panel:
         ("training", ", ".join(f"{k} {v}" for k, v in info["train_config"].items())),
         ("steps", f"{info['steps']:,}"),
         ("characters seen", f"{info['chars_seen']:,}"),
-        ("best validation", "—" if info["best_val_nats"] is None else
-         f"{info['best_val_nats']:.4f} nats/char ({info['best_val_nats'] / LN2:.4f} bits/char) at step {info['best_step']}"),
+        ("best validation", nats_and_bits(info["best_val_nats"])
+         + ("" if info["best_val_nats"] is None else f" at step {info['best_step']}")),
     ]
     if info.get("parent"):
         rows.append(("fine-tuned from", info["parent"]))

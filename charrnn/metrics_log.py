@@ -32,8 +32,9 @@ class MetricsLog:
             if fresh:
                 self.writer.writeheader()
 
-    def write(self, event: dict) -> None:
-        record = {k: event.get(k) for k in FIELDS}
+    def write(self, event) -> None:
+        """Append one StepEvent (charrnn.train) as a record of FIELDS."""
+        record = {k: getattr(event, k) for k in FIELDS}
         if self.csv:
             self.writer.writerow({k: "" if v is None else v for k, v in record.items()})
         else:

@@ -5,11 +5,19 @@ For layer k (0-based):
 
     W_ax.k  (V or H, G*H)  input projection; for layer 0 a row lookup by character id
     W_aa.k  (H, G*H)       recurrent weights
-    b_a.k   (G*H,)         recurrent bias
+    b_a.k   (G*H,)         gate bias, added on the input side: x_t @ W_ax + b_a
     W_ya    (H, V)         output projection
     b_y     (V,)           output bias
 
-so that y_hat_t = softmax(a_t @ W_ya + b_y) on top of the last layer.
+so that, for the vanilla RNN (G = 1),
+
+    a_t   = tanh(a_{t-1} @ W_aa + x_t @ W_ax + b_a)      # (B, H)
+    y_hat = softmax(a_t @ W_ya + b_y)                    # (B, V)
+
+which is the textbook a_t = tanh(W_aa a_{t-1} + W_ax x_t + b_a) with rows
+for batch entries. charrnn/reference.py writes exactly this, unbatched and
+slow; this module computes the same numbers fast (see layers_forward for
+the two tricks it uses) and tests pin the two together.
 """
 from __future__ import annotations
 
@@ -36,6 +44,11 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
 def state_shape(cfg: ModelConfig, batch: int) -> tuple[int, int, int]:
     """(L, B, S): the carried recurrent state of every layer."""
     return (cfg.layers, batch, CELLS[cfg.cell].state_mult * cfg.hidden)
+
+
+def zero_state(cfg: ModelConfig, batch: int) -> np.ndarray:
+    """(L, B, S) zeros of the model's dtype: the state before any text has been read."""
+    return np.zeros(state_shape(cfg, batch), dtype=cfg.dtype)
 
 
 def init_params(cfg: ModelConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -82,8 +95,14 @@ def _dropout_mask(rng, shape, p: float, dtype):
     return keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
 
 
-def _layers_forward(params, cfg, x, state0, dropout: float = 0.0, rng=None):
+def layers_forward(params, cfg, x, state0, dropout: float = 0.0, rng=None):
     """Run every layer over a chunk. x (T, B) ids; state0 (L, B, S).
+
+    Two exact rewrites make layer 0 fast. The bias is folded into the lookup
+    table (row i of W_ax.0 + b_a.0 is x_t @ W_ax + b_a for character i), so
+    the chunk's whole input projection is one row gather. And the columns
+    of sigmoid gates are halved, because sigmoid(z) = (1 + tanh(z/2)) / 2
+    lets a cell run one tanh over all its gates (see charrnn.cells).
 
     With dropout > 0 (training only), each layer's output is multiplied by a
     fresh inverted-dropout mask drawn from ``rng`` before it feeds the next
@@ -166,7 +185,7 @@ def loss_and_grads(params, cfg: ModelConfig, x, y, state0, dropout: float = 0.0,
     T, B = x.shape
     H = cfg.hidden
     cell = CELLS[cfg.cell]
-    top, state_last, caches = _layers_forward(params, cfg, x, state0, dropout, rng)
+    top, state_last, caches = layers_forward(params, cfg, x, state0, dropout, rng)
     h = top.reshape(T * B, H)
     logits = h @ params["W_ya"]  # (N, V)
     logits += params["b_y"]
@@ -199,7 +218,7 @@ def loss_and_grads(params, cfg: ModelConfig, x, y, state0, dropout: float = 0.0,
 def chunk_nll(params, cfg: ModelConfig, x, y, state0):
     """Forward only: per-prediction loss. x, y (T, B); returns (nll (T, B) nats, state_last)."""
     T, B = x.shape
-    top, state_last, _ = _layers_forward(params, cfg, x, state0)
+    top, state_last, _ = layers_forward(params, cfg, x, state0)
     logits = top.reshape(T * B, -1) @ params["W_ya"]
     logits += params["b_y"]
     nll, _, _ = _log_softmax_nll(logits, y.reshape(-1))
@@ -209,7 +228,7 @@ def chunk_nll(params, cfg: ModelConfig, x, y, state0):
 def chunk_logits(params, cfg: ModelConfig, x, state0):
     """Forward only: x (T, B) ids -> (logits (T, B, V), state_last (L, B, S))."""
     T, B = x.shape
-    top, state_last, _ = _layers_forward(params, cfg, x, state0)
+    top, state_last, _ = layers_forward(params, cfg, x, state0)
     logits = top.reshape(T * B, -1) @ params["W_ya"]
     logits += params["b_y"]
     return logits.reshape(T, B, -1), state_last
@@ -227,11 +246,3 @@ def step(params, cfg: ModelConfig, ids, state):
         xp = xp + params[f"b_a.{k}"]
         h, new[k] = cell.step(params[f"W_aa.{k}"], xp, state[k])
     return h @ params["W_ya"] + params["b_y"], new
-
-
-def softmax(logits, axis=-1):
-    """Probabilities from logits, computed in float64 for stable tiny values."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=axis, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=axis, keepdims=True)

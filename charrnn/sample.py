@@ -13,6 +13,7 @@ from typing import Iterator
 import numpy as np
 
 from charrnn import model
+from charrnn.numerics import safe_log, softmax, top_k
 from charrnn.checkpoint import Checkpoint
 from charrnn.errors import UsageError
 
@@ -49,8 +50,8 @@ class Stops:
 
 def prime_state(ck: Checkpoint, prime_ids: np.ndarray):
     """Read the prime through the model. Returns (logits (V,) for the next char, state (L, 1, S))."""
-    state = np.zeros(model.state_shape(ck.model, 1), dtype=ck.model.dtype)
-    logits, state = model.chunk_logits(ck.params, ck.model, prime_ids[:, None], state)  # (T, 1, V)
+    state = model.zero_state(ck.model_config, 1)
+    logits, state = model.chunk_logits(ck.params, ck.model_config, prime_ids[:, None], state)  # (T, 1, V)
     return logits[-1, 0].astype(np.float64), state
 
 
@@ -80,17 +81,15 @@ def distribution(logits: np.ndarray, dec: Decoding) -> np.ndarray:
         p = np.zeros(len(logits))
         p[int(np.argmax(logits))] = 1.0
         return p
-    z = logits / dec.temp  # 1. temperature
-    z = z - z.max()
-    p = np.exp(z)
+    p = softmax(logits / dec.temp)  # 1. temperature
     order = None
     if dec.top_k is not None and dec.top_k < len(p):  # 2. top-k; ties go to the lower id, as argmax does
-        order = np.argsort(-p, kind="stable")
+        order = top_k(p, len(p))
         p[order[dec.top_k :]] = 0.0
-    p /= p.sum()
+        p /= p.sum()
     if dec.top_p is not None and dec.top_p < 1:  # 3. top-p (nucleus)
         if order is None:
-            order = np.argsort(-p, kind="stable")
+            order = top_k(p, len(p))
         cum = np.cumsum(p[order])
         n_keep = int(np.searchsorted(cum, dec.top_p)) + 1  # smallest prefix reaching top_p
         p[order[n_keep:]] = 0.0
@@ -108,12 +107,9 @@ def draw(p: np.ndarray, rng: np.random.Generator) -> int:
     return min(i, len(cdf) - 1)  # guards the u*total == total rounding edge
 
 
-def generate(
-    ck: Checkpoint, prime: str, length: int | None, temp: float, rng: np.random.Generator,
-    dec: Decoding | None = None, stops: Stops | None = None,
-) -> Iterator[str]:
+def generate(ck: Checkpoint, prime: str, rng: np.random.Generator, dec: Decoding, stops: Stops) -> Iterator[str]:
     """Yield generated characters one at a time (see :func:`generate_scored`)."""
-    for ch, _, _ in generate_scored(ck, prime, rng, dec or Decoding(temp=temp), stops or Stops(length=length)):
+    for ch, _, _ in generate_scored(ck, prime, rng, dec, stops):
         yield ch
 
 
@@ -127,15 +123,14 @@ def generate_scored(
     the first of ``stops``; never, if they are all off.
     """
     dec.check()
-    chars, params, cfg = ck.vocab.chars, ck.params, ck.model
+    chars, params, cfg = ck.vocab.chars, ck.params, ck.model_config
     logits, state, first = start(ck, prime, rng)
     n, lines, tail = 0, 0, ""
     longest = max((len(s) for s in stops.strings), default=0)
     cur = np.zeros(1, dtype=np.int64)
     plain = dec.temp == 1 and dec.top_k is None and dec.top_p is None  # draw from the model's softmax as is
     while stops.length is None or n < stops.length:
-        probs = np.exp(logits - logits.max())
-        probs /= probs.sum()  # the model's own distribution, temperature 1
+        probs = softmax(logits)  # the model's own distribution, temperature 1
         if first is not None:  # the random start character of a prime-less, newline-less model
             i, first = first, None
         else:
@@ -156,30 +151,50 @@ def generate_scored(
         logits = out[0].astype(np.float64)
 
 
-def beam_search(ck: Checkpoint, prime: str, length: int, width: int) -> tuple[str, float]:
-    """The most likely continuation of ``length`` characters found with ``width`` beams.
+def beam_search(
+    ck: Checkpoint, prime: str, length: int, width: int, end: str | None = None, n_best: int = 1
+) -> list[tuple[str, float]]:
+    """The ``n_best`` likeliest continuations of at most ``length`` characters, found with ``width`` beams.
 
-    Deterministic. Returns (text, total log-probability in nats).
+    With ``end`` (a vocabulary character, e.g. the newline that closes a
+    record), a hypothesis is finished once it generates ``end``; the search
+    stops when no open beam can still beat the finished ones (log-probabilities
+    only fall as text grows). Deterministic. Returns [(text, total log-probability
+    in nats)], likeliest first.
     """
     if width < 1:
         raise UsageError(f"--beam must be at least 1, not {width}")
-    params, cfg, V = ck.params, ck.model, ck.vocab.size
+    if not 1 <= n_best <= width:
+        raise UsageError(f"--num-samples with --beam must be between 1 and the beam width {width}, not {n_best}")
+    params, cfg, V = ck.params, ck.model_config, ck.vocab.size
+    end_id = ck.vocab.chars.index(end) if end is not None and end in ck.vocab.chars else -1
     logits, state, first = start(ck, prime, np.random.default_rng(0))
     if first is not None:
         raise UsageError("--beam needs a --prime for a model whose vocabulary has no newline")
     seqs = np.zeros((1, 0), dtype=np.int64)  # (beams, generated so far)
-    scores = np.zeros(1)
-    logp = np.log(np.maximum(model.softmax(logits), 1e-300))[None, :]  # (beams, V)
+    scores = np.zeros(1)  # (beams,) log-probabilities
+    logp = safe_log(softmax(logits))[None, :]  # (beams, V)
+    done: list[tuple[float, np.ndarray]] = []  # finished hypotheses (score, ids)
     for t in range(length):
         cand = (scores[:, None] + logp).ravel()  # (beams * V,)
-        k = min(width, len(cand))
-        best = np.argpartition(-cand, k - 1)[:k]
-        best = best[np.argsort(-cand[best], kind="stable")]
+        best = top_k(cand, width + n_best)  # room for finished ones without starving the open beams
         beam, char = np.divmod(best, V)
+        closed = char == end_id
+        done += [(float(cand[j]), np.append(seqs[b], c)) for j, b, c in zip(best[closed], beam[closed], char[closed])]
+        keep = ~closed
+        beam, char, best = beam[keep][:width], char[keep][:width], best[keep][:width]
+        done = sorted(done, key=lambda d: -d[0])[:n_best]
+        if len(best) == 0 or (len(done) == n_best and done[-1][0] >= cand[best[0]]) or t == length - 1:
+            seqs, scores = np.concatenate([seqs[beam], char[:, None]], axis=1), cand[best]
+            break
         seqs = np.concatenate([seqs[beam], char[:, None]], axis=1)
         scores = cand[best]
-        if t == length - 1:
-            break
         out, state = model.step(params, cfg, char, state[:, beam])
-        logp = np.log(np.maximum(model.softmax(out), 1e-300))
-    return ck.vocab.decode(seqs[0]), float(scores[0]) if length else 0.0
+        logp = safe_log(softmax(out))
+    if not length:
+        return [("", 0.0)]
+    results = done  # with an end character, whole hypotheses come first; cut ones only make up the number
+    if len(done) < n_best:
+        results = done + sorted(((float(s), q) for s, q in zip(scores, seqs)), key=lambda d: -d[0])
+    results = results[:n_best] if end_id >= 0 else sorted(results, key=lambda d: -d[0])[:n_best]
+    return [(ck.vocab.decode(ids), score) for score, ids in results]

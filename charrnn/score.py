@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from charrnn import model
 from charrnn.config import ModelConfig
 from charrnn.data import padded_streams
-
-LN2 = math.log(2)
+from charrnn.numerics import LN2, safe_log, softmax
 
 
 def total_nll(params, cfg: ModelConfig, ids: np.ndarray, batch: int = 64, seq_len: int = 128) -> tuple[float, int]:
@@ -24,7 +24,7 @@ def total_nll(params, cfg: ModelConfig, ids: np.ndarray, batch: int = 64, seq_le
         return 0.0, 0
     x, y, mask = padded_streams(ids, batch)
     B, L = x.shape
-    state = np.zeros(model.state_shape(cfg, B), dtype=cfg.dtype)
+    state = model.zero_state(cfg, B)
     total = 0.0
     for j in range(0, L, seq_len):
         nll, state = model.chunk_nll(params, cfg, x[:, j : j + seq_len].T, y[:, j : j + seq_len].T, state)
@@ -40,24 +40,33 @@ def nats_per_char(params, cfg: ModelConfig, ids: np.ndarray, batch: int = 64) ->
 
 def next_char_probs(params, cfg: ModelConfig, ids: np.ndarray) -> np.ndarray:
     """(n, V) float64: row i is P(next char | ids[:i+1]), reading from a zero state."""
-    state = np.zeros(model.state_shape(cfg, 1), dtype=cfg.dtype)
+    state = model.zero_state(cfg, 1)
     rows = []
     for j in range(0, len(ids), 256):
         logits, state = model.chunk_logits(params, cfg, ids[j : j + 256, None], state)
-        rows.append(model.softmax(logits[:, 0, :]))
+        rows.append(softmax(logits[:, 0, :]))
     return np.concatenate(rows) if rows else np.zeros((0, cfg.vocab_size))
 
 
-def eval_report(nats_total: float, chars: int, unknown: int = 0) -> dict:
+@dataclass
+class Score:
+    """How well a model predicts a text."""
+
+    chars: int  # predictions scored (the text's known characters, less the first)
+    nats_per_char: float  # mean cross-entropy, nats per character
+    bits_per_char: float  # the same in bits: nats / ln 2
+    perplexity: float  # exp(nats_per_char)
+    unknown_chars: int  # characters skipped because the vocabulary lacks them
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def eval_report(nats_total: float, chars: int, unknown: int = 0) -> Score:
     """The eval figures for ``chars`` >= 1 predictions: nats and bits per char, perplexity, counts."""
     npc = nats_total / chars
-    return {
-        "chars": chars,
-        "nats_per_char": npc,
-        "bits_per_char": npc / LN2,
-        "perplexity": math.exp(npc),
-        "unknown_chars": unknown,
-    }
+    return Score(chars=chars, nats_per_char=npc, bits_per_char=npc / LN2, perplexity=math.exp(npc),
+                 unknown_chars=unknown)
 
 
 def per_char(params, cfg: ModelConfig, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -68,7 +77,7 @@ def per_char(params, cfg: ModelConfig, ids: np.ndarray) -> tuple[np.ndarray, np.
     """
     p = next_char_probs(params, cfg, ids[:-1])  # (n-1, V)
     got = p[np.arange(len(ids) - 1), ids[1:]]
-    return -np.log(np.maximum(got, 1e-300)), p.max(axis=1)
+    return -safe_log(got), p.max(axis=1)
 
 
 def entropy_bits(p: np.ndarray) -> np.ndarray:

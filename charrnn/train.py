@@ -7,7 +7,7 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Callable
 
 import numpy as np
@@ -19,7 +19,8 @@ from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Streams, fit_shape, split
 from charrnn.errors import CharRNNError, UsageError
 from charrnn.schedule import lr_at
-from charrnn.score import LN2, nats_per_char
+from charrnn.numerics import LN2, nats_and_bits
+from charrnn.score import nats_per_char
 from charrnn.vocab import Vocab
 
 HISTORY_EVERY = 10  # train-loss history keeps one mean per this many steps
@@ -37,13 +38,12 @@ class Limits:
 class Reporter:
     """Where training says what it is doing; this one says nothing.
 
-    ``step`` gets the checkpoint (read it, don't change it) and an event with
-    step, seconds, chars_seen, lr, train_nats, grad_norm (before clipping),
-    chars_per_sec and, on steps that validated, val_nats.
+    ``step`` gets the checkpoint (read it, don't change it) and the step's
+    :class:`StepEvent`; ``val_nats`` is set on steps that validated.
     """
 
     def start(self, total: int | None, done: int) -> None: ...
-    def step(self, ck: Checkpoint, event: dict) -> None: ...
+    def step(self, ck: Checkpoint, event: "StepEvent") -> None: ...
     def note(self, message: str) -> None: ...
     def close(self) -> None: ...
 
@@ -68,9 +68,9 @@ def new_checkpoint(vocab: Vocab, mcfg: ModelConfig, tcfg: TrainConfig) -> Checkp
     rng = np.random.default_rng(tcfg.seed)
     params = model.init_params(mcfg, rng)
     return Checkpoint(
-        model=mcfg, train=tcfg, vocab=vocab, params=params,
+        model_config=mcfg, train_config=tcfg, vocab=vocab, params=params,
         opt_state=optim.init_state(params, tcfg.optimizer),
-        state=np.zeros(model.state_shape(mcfg, 1), dtype=mcfg.dtype), rng=rng,
+        state=model.zero_state(mcfg, 1), rng=rng,
     )
 
 
@@ -98,12 +98,12 @@ def train_step(ck: Checkpoint, streams: Streams, lr: float) -> tuple[float, floa
     x, y = streams.chunk(ck.pos)  # (T, B)
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported by the caller
         loss, grads, new_state = model.loss_and_grads(
-            ck.params, ck.model, x, y, ck.state, ck.train.dropout, ck.rng
+            ck.params, ck.model_config, x, y, ck.state, ck.train_config.dropout, ck.rng
         )
-        norm = optim.clip_grads(grads, ck.train.clip_mode, ck.train.clip)
+        norm = optim.clip_grads(grads, ck.train_config.clip_mode, ck.train_config.clip)
     if not (math.isfinite(loss) and math.isfinite(norm)):
         return loss, norm, 0
-    optim.update(ck.params, grads, ck.opt_state, ck.train, lr)
+    optim.update(ck.params, grads, ck.opt_state, ck.train_config, lr)
     ck.state = new_state
     ck.step += 1
     ck.chars_seen += x.size
@@ -114,143 +114,198 @@ def train_step(ck: Checkpoint, streams: Streams, lr: float) -> tuple[float, floa
     return loss, norm, x.size
 
 
-def train(
-    ck: Checkpoint,
-    ids: np.ndarray,
-    out: str,
-    limits: Limits,
-    reporter: Reporter | None = None,
-    should_stop: Callable[[], str | None] = lambda: None,
-) -> dict:
-    """Train ``ck`` in place on the id array ``ids`` (n,), saving to ``out``.
+@dataclass
+class StepEvent:
+    """What one optimizer step reports (the --log record has exactly these fields)."""
 
-    The last ``val_frac`` of ids is validation. Stops at the first of
-    ``limits`` or when ``should_stop()`` returns a reason (e.g. "SIGINT"); in
-    every case the run is saved before returning. Returns the final metrics
-    (losses in nats/char and bits/char). A non-finite loss or gradient saves
-    the last good state and raises CharRNNError.
-    """
-    rep = reporter or Reporter()
-    keep_freed_memory()
-    mcfg, tcfg = ck.model, ck.train
-    train_ids, val_ids = split(ids, tcfg.val_frac)
+    step: int  # the model's total step count after this step
+    seconds: float  # training seconds over all runs
+    chars_seen: int  # training characters over all runs
+    lr: float  # learning rate of this step
+    train_nats: float  # this step's training loss, nats/char
+    val_nats: float | None  # validation loss if this step validated, else None
+    grad_norm: float  # global gradient norm before clipping
+    chars_per_sec: float  # this run's mean training throughput
+
+
+@dataclass
+class RunMetrics:
+    """The figures of a finished run; losses in nats/char and bits/char."""
+
+    steps: int  # the model's total step count
+    run_steps: int  # steps taken in this run
+    chars_seen: int  # training characters over all runs
+    seconds: float  # wall-clock seconds of this run
+    chars_per_sec: float  # this run's training throughput
+    val_seconds: float  # of ``seconds``, spent validating
+    eval_every: int  # steps between validation passes
+    train_nats: float | None  # mean training loss over the last 100 steps
+    train_bits: float | None
+    val_nats: float | None  # the last validation loss (None: no validation split)
+    val_bits: float | None
+    best_val_nats: float | None  # the best validation loss over all runs ...
+    best_step: int | None  # ... and the step it was measured at
+    batch: int  # B actually used (shrunk for a short text)
+    seq_len: int  # T actually used
+    stopped_by: str | None  # steps, epochs, time, SIGINT or SIGTERM
+    lr: float  # the last learning rate
+    checkpoint: str | None  # where the run was saved (None: not saved)
+
+    def to_dict(self) -> dict:
+        """The metrics as JSON-ready values, in field order (what ``train --json`` prints)."""
+        return {f.name: getattr(self, f.name) for f in fields(RunMetrics)}
+
+
+class _Run:
+    """One call of :func:`train`: its clock, counters and validation, around the checkpoint."""
+
+    def __init__(self, ck: Checkpoint, out: str | None, val_ids: np.ndarray, rep: Reporter):
+        self.ck, self.out, self.val_ids, self.rep = ck, out, val_ids, rep
+        self.t0, self.seconds_before = time.monotonic(), ck.seconds
+        self.chars, self.steps, self.window = 0, 0, []  # this run's characters, steps, last 100 losses
+        self.last_val, self.val_seconds = None, 0.0
+
+    def clock(self) -> float:
+        """Seconds of this run."""
+        return time.monotonic() - self.t0
+
+    def elapsed(self) -> float:
+        """Training seconds over all runs, kept current in the checkpoint."""
+        self.ck.seconds = self.seconds_before + self.clock()
+        return self.ck.seconds
+
+    def save(self, path: str | None = None) -> None:
+        if self.out is not None:
+            save(self.ck, path or self.out)
+
+    def validate(self) -> float | None:
+        """Score the validation ids, note the result, keep the best model; None if there are none."""
+        ck = self.ck
+        if len(self.val_ids) < 2:
+            return None
+        v0 = time.monotonic()
+        self.last_val = nats_per_char(ck.params, ck.model_config, self.val_ids, batch=64)
+        self.val_seconds += time.monotonic() - v0
+        ck.history["val"].append([ck.step, self.last_val, self.elapsed()])
+        train_now = float(np.mean(self.window)) if self.window else float("nan")
+        self.rep.note(f"step {ck.step}: val {nats_and_bits(self.last_val)}, "
+                      f"train {train_now:.4f} nats/char, {self.clock():.1f}s")
+        if ck.best_val is None or self.last_val < ck.best_val:
+            ck.best_val, ck.best_step = self.last_val, ck.step
+            if self.out is not None:
+                self.save(best_path(self.out))
+        return self.last_val
+
+    def record(self, loss: float, norm: float, n_chars: int, lr: float) -> StepEvent:
+        """Count a finished step; returns its event (without validation)."""
+        ck = self.ck
+        self.chars += n_chars
+        self.steps += 1
+        self.window = self.window[-99:] + [loss]
+        if ck.step % HISTORY_EVERY == 0:
+            ck.history["train"].append([ck.step, float(np.mean(self.window[-HISTORY_EVERY:])), self.elapsed()])
+        return StepEvent(step=ck.step, seconds=round(self.elapsed(), 3), chars_seen=ck.chars_seen, lr=lr,
+                         train_nats=loss, val_nats=None, grad_norm=norm,
+                         chars_per_sec=round(self.chars / max(self.clock(), 1e-9), 1))
+
+    def metrics(self, eval_every: int, B: int, T: int, stopped: str | None, lr: float) -> RunMetrics:
+        ck, seconds = self.ck, self.clock()
+        train_nats = float(np.mean(self.window)) if self.window else None
+        return RunMetrics(
+            steps=ck.step, run_steps=self.steps, chars_seen=ck.chars_seen, seconds=round(seconds, 3),
+            chars_per_sec=round(self.chars / seconds, 1) if seconds > 0 else 0.0,
+            val_seconds=round(self.val_seconds, 3), eval_every=eval_every,
+            train_nats=train_nats, train_bits=None if train_nats is None else train_nats / LN2,
+            val_nats=self.last_val, val_bits=None if self.last_val is None else self.last_val / LN2,
+            best_val_nats=ck.best_val, best_step=ck.best_step, batch=B, seq_len=T,
+            stopped_by=stopped, lr=lr, checkpoint=self.out)
+
+
+def _streams_for(ck: Checkpoint, train_ids: np.ndarray, rep: Reporter) -> Streams:
+    """The batched streams over the training ids; restarts the epoch if the shape changed."""
+    tcfg = ck.train_config
     B, T = fit_shape(len(train_ids), tcfg.batch, tcfg.seq_len)
     if (B, T) != (tcfg.batch, tcfg.seq_len):
         rep.note(f"note: the training text is short ({len(train_ids)} chars): using --batch {B} --seq-len {T}")
-    if tcfg.val_frac > 0 and len(val_ids) == 0:
-        rep.note("note: the text is too short to hold out a validation split; validating on nothing")
     streams = Streams.of(train_ids, B, T)
-    spe = streams.steps_per_epoch
-    if ck.state.shape[1] != B or ck.pos >= spe:
+    if ck.state.shape[1] != B or ck.pos >= streams.steps_per_epoch:
         if ck.step > 0:
             rep.note("note: the batch shape or corpus changed since the checkpoint; restarting the epoch")
-        ck.state = np.zeros(model.state_shape(mcfg, B), dtype=mcfg.dtype)
+        ck.state = model.zero_state(ck.model_config, B)
         ck.pos = 0
-    eval_every = tcfg.eval_every or auto_eval_every(len(val_ids), B, T)
-    lr = lr_at(ck.step + 1, tcfg, 0.0)
+    return streams
 
+
+def _stop_reason(ck: Checkpoint, limits: Limits, spe: int, run: _Run, should_stop) -> str | None:
+    if limits.steps is not None and ck.step >= limits.steps:
+        return "steps"
+    if limits.epochs is not None and ck.epoch + ck.pos / spe >= limits.epochs:
+        return "epochs"
+    if limits.seconds is not None and run.clock() >= limits.seconds:
+        return "time"
+    return should_stop()
+
+
+def train(
+    ck: Checkpoint,
+    ids: np.ndarray,
+    out: str | None,
+    limits: Limits,
+    reporter: Reporter | None = None,
+    should_stop: Callable[[], str | None] = lambda: None,
+) -> RunMetrics:
+    """Train ``ck`` in place on the id array ``ids`` (n,), saving to ``out`` (None: never save).
+
+    ``ck.train_config.val_frac`` of ids is held out for validation (see
+    :func:`charrnn.data.split`). Stops at the first of ``limits`` or when
+    ``should_stop()`` returns a reason (e.g. "SIGINT"); in every case the run
+    is saved before returning. A non-finite loss or gradient saves the last
+    good state and raises CharRNNError.
+    """
+    rep = reporter or Reporter()
+    keep_freed_memory()
+    tcfg = ck.train_config
+    train_ids, val_ids = split(ids, tcfg.val_frac)
+    if tcfg.val_frac > 0 and len(val_ids) == 0:
+        rep.note("note: the text is too short to hold out a validation split; validating on nothing")
+    streams = _streams_for(ck, train_ids, rep)
+    spe = streams.steps_per_epoch
+    eval_every = tcfg.eval_every or auto_eval_every(len(val_ids), streams.batch, streams.seq_len)
     total = limits.steps
     if limits.epochs is not None:
         by_epochs = math.ceil(limits.epochs * spe)
         total = by_epochs if total is None else min(total, by_epochs)
     rep.start(total, ck.step)
-
-    t0 = time.monotonic()
-    seconds_before = ck.seconds
-
-    def elapsed() -> float:
-        """Training seconds over all runs, kept current in the checkpoint."""
-        ck.seconds = seconds_before + time.monotonic() - t0
-        return ck.seconds
-
-    run_chars, run_steps, window = 0, 0, []
-    last_val, stopped, val_seconds = None, None, 0.0
-
-    def validate() -> float | None:
-        nonlocal last_val, val_seconds
-        if len(val_ids) < 2:
-            return None
-        v0 = time.monotonic()
-        last_val = nats_per_char(ck.params, mcfg, val_ids, batch=64)
-        val_seconds += time.monotonic() - v0
-        ck.history["val"].append([ck.step, last_val, elapsed()])
-        train_now = float(np.mean(window)) if window else float("nan")
-        rep.note(
-            f"step {ck.step}: val {last_val:.4f} nats/char ({last_val / LN2:.4f} bits/char), "
-            f"train {train_now:.4f} nats/char, {time.monotonic() - t0:.1f}s"
-        )
-        if ck.best_val is None or last_val < ck.best_val:
-            ck.best_val, ck.best_step = last_val, ck.step
-            save(ck, best_path(out))
-        return last_val
-
+    run, lr, stopped = _Run(ck, out, val_ids, rep), lr_at(ck.step + 1, tcfg, 0.0), None
     try:
-        while True:
-            if limits.steps is not None and ck.step >= limits.steps:
-                stopped = "steps"
-            elif limits.epochs is not None and ck.epoch + ck.pos / spe >= limits.epochs:
-                stopped = "epochs"
-            elif limits.seconds is not None and time.monotonic() - t0 >= limits.seconds:
-                stopped = "time"
-            else:
-                stopped = should_stop()
-            if stopped:
-                break
-            lr = lr_at(ck.step + 1, tcfg, time.monotonic() - t0)
+        while not (stopped := _stop_reason(ck, limits, spe, run, should_stop)):
+            lr = lr_at(ck.step + 1, tcfg, run.clock())
             loss, norm, n_chars = train_step(ck, streams, lr)
             if not n_chars:
                 raise _diverged(ck, out, loss, norm, lr)
-            run_chars += n_chars
-            run_steps += 1
-            window.append(loss)
-            if len(window) > 100:
-                window.pop(0)
-            if ck.step % HISTORY_EVERY == 0:
-                ck.history["train"].append([ck.step, float(np.mean(window[-HISTORY_EVERY:])), elapsed()])
-            event = {"step": ck.step, "seconds": round(elapsed(), 3), "chars_seen": ck.chars_seen, "lr": lr,
-                     "train_nats": loss, "val_nats": None, "grad_norm": norm,
-                     "chars_per_sec": round(run_chars / max(time.monotonic() - t0, 1e-9), 1)}
+            event = run.record(loss, norm, n_chars, lr)
             if ck.step % eval_every == 0:
-                event["val_nats"] = validate()
+                event.val_nats = run.validate()
                 if not tcfg.save_every:
-                    save(ck, out)
+                    run.save()
             if tcfg.save_every and ck.step % tcfg.save_every == 0:
-                save(ck, out)
+                run.save()
             rep.step(ck, event)
-        if run_steps == 0 or ck.step % eval_every != 0:
-            validate()
-        elapsed()
-        save(ck, out)
+        if run.steps == 0 or ck.step % eval_every != 0:
+            run.validate()
+        run.elapsed()
+        run.save()
     finally:
         rep.close()
-    seconds = time.monotonic() - t0
-    train_nats = float(np.mean(window)) if window else None
-    return {
-        "steps": ck.step,
-        "run_steps": run_steps,
-        "chars_seen": ck.chars_seen,
-        "seconds": round(seconds, 3),
-        "chars_per_sec": round(run_chars / seconds, 1) if seconds > 0 else 0.0,
-        "val_seconds": round(val_seconds, 3),
-        "eval_every": eval_every,
-        "train_nats": train_nats,
-        "train_bits": train_nats / LN2 if train_nats is not None else None,
-        "val_nats": last_val,
-        "val_bits": last_val / LN2 if last_val is not None else None,
-        "best_val_nats": ck.best_val,
-        "best_step": ck.best_step,
-        "batch": B,
-        "seq_len": T,
-        "stopped_by": stopped,
-        "lr": lr,
-        "checkpoint": out,
-    }
+    return run.metrics(eval_every, streams.batch, streams.seq_len, stopped, lr)
 
 
-def _diverged(ck: Checkpoint, out: str, loss: float, norm: float, lr: float) -> CharRNNError:
+def _diverged(ck: Checkpoint, out: str | None, loss: float, norm: float, lr: float) -> CharRNNError:
     """Save the state if it is still finite, and say what happened and what to try."""
     what = f"loss is {loss}" if not math.isfinite(loss) else f"gradient norm is {norm}"
-    if all(np.isfinite(p).all() for p in ck.params.values()):
+    if out is None:
+        kept = "nothing was saved (no checkpoint path)"
+    elif all(np.isfinite(p).all() for p in ck.params.values()):
         save(ck, out)  # the update has not happened: these weights are the last good ones
         kept = f"saved the last good state (step {ck.step}) to {out}"
     else:

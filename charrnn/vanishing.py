@@ -6,6 +6,7 @@ import numpy as np
 from charrnn import model
 from charrnn.cells import CELLS
 from charrnn.checkpoint import Checkpoint
+from charrnn.numerics import softmax
 
 WARMUP = 32  # characters read before each window, so its first state is a realistic one
 
@@ -19,7 +20,7 @@ def gradient_norms(ck: Checkpoint, ids: np.ndarray, span: int, samples: int, rng
     from the state reached after reading the WARMUP characters before it.
     Returns (span + 1,) norms.
     """
-    cfg, params = ck.model, ck.params
+    cfg, params = ck.model_config, ck.params
     W = span + 1
     need = WARMUP + W + 1
     if len(ids) < need:
@@ -29,11 +30,11 @@ def gradient_norms(ck: Checkpoint, ids: np.ndarray, span: int, samples: int, rng
     warm = np.stack([ids[s : s + WARMUP] for s in starts], axis=1)  # (WARMUP, B)
     x = np.stack([ids[s + WARMUP : s + WARMUP + W] for s in starts], axis=1)  # (W, B)
     y_last = np.array([ids[s + WARMUP + W] for s in starts])  # (B,) target at t = W-1
-    state = np.zeros(model.state_shape(cfg, B), dtype=cfg.dtype)
+    state = model.zero_state(cfg, B)
     _, state = model.chunk_logits(params, cfg, warm, state)
-    top, _, caches = model._layers_forward(params, cfg, x, state)
+    top, _, caches = model.layers_forward(params, cfg, x, state)
     h_t = top[-1]  # (B, H)
-    p = model.softmax(h_t @ params["W_ya"] + params["b_y"])  # (B, V)
+    p = softmax(h_t @ params["W_ya"] + params["b_y"])  # (B, V)
     p[np.arange(B), y_last] -= 1  # dL_t/dlogits for each stream's own loss
     dhs = np.zeros_like(top)
     dhs[-1] = (p @ params["W_ya"].T).astype(top.dtype)

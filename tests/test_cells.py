@@ -79,7 +79,7 @@ def test_gated_cells_learn_home(cell, tmp_path):
     train(ck, vocab.encode(text), str(tmp_path / "m.npz"), Limits(steps=150))
     from charrnn.score import next_char_probs
 
-    p = next_char_probs(ck.params, ck.model, vocab.encode("HOM"))
+    p = next_char_probs(ck.params, ck.model_config, vocab.encode("HOM"))
     assert p[1, vocab.chars.index("M")] > 0.9 and p[2, vocab.chars.index("E")] > 0.9
 
 

@@ -15,7 +15,7 @@ def test_round_trip_restores_everything(pantry_model, tmp_path):
     out = str(tmp_path / "copy.npz")
     checkpoint.save(ck, out)
     again = checkpoint.load(out)
-    assert again.model == ck.model and again.train == ck.train and again.vocab == ck.vocab
+    assert again.model_config == ck.model_config and again.train_config == ck.train_config and again.vocab == ck.vocab
     for k in ck.params:
         assert again.params[k].tobytes() == ck.params[k].tobytes()
     for k in ck.opt_state:

@@ -87,7 +87,7 @@ def test_nats_of_a_sample_equal_the_model_scoring_it(cli, home_model):
     ids = ck.vocab.encode("HO" + row["text"])
     from charrnn.score import per_char
 
-    nats, _ = per_char(ck.params, ck.model, ids)
+    nats, _ = per_char(ck.params, ck.model_config, ids)
     assert row["nats"] == pytest.approx(nats[1:].sum(), rel=1e-4)
 
 
@@ -96,11 +96,11 @@ def test_beam_search_is_at_least_as_likely_as_greedy(pantry_model):
     from charrnn.score import per_char
 
     greedy = _text(ck, "1. ", Decoding(temp=0), Stops(length=30))
-    beam, logp = beam_search(ck, "1. ", 30, 4)
+    [(beam, logp)] = beam_search(ck, "1. ", 30, 4)
     assert len(beam) == 30
-    g_nats, _ = per_char(ck.params, ck.model, ck.vocab.encode("1. " + greedy))
+    g_nats, _ = per_char(ck.params, ck.model_config, ck.vocab.encode("1. " + greedy))
     assert logp >= -g_nats[2:].sum() - 1e-6
-    assert beam_search(ck, "1. ", 30, 4) == (beam, logp)  # deterministic
+    assert beam_search(ck, "1. ", 30, 4) == [(beam, logp)]  # deterministic
 
 
 def test_beam_cli(cli, home_model):
@@ -172,11 +172,11 @@ def names_model(tmp_path_factory):
 
 def test_records_mode_resets_the_state_at_newlines(names_model):
     ck = checkpoint.load(names_model)
-    assert ck.model.reset_id == ck.vocab.chars.index("\n")
+    assert ck.model_config.reset_id == ck.vocab.chars.index("\n")
     from charrnn.score import next_char_probs
 
-    a = next_char_probs(ck.params, ck.model, ck.vocab.encode("anna\nbo"))
-    b = next_char_probs(ck.params, ck.model, ck.vocab.encode("dave\nbo"))
+    a = next_char_probs(ck.params, ck.model_config, ck.vocab.encode("anna\nbo"))
+    b = next_char_probs(ck.params, ck.model_config, ck.vocab.encode("dave\nbo"))
     np.testing.assert_allclose(a[4:], b[4:], rtol=1e-6)  # after the newline, nothing earlier matters
 
 
@@ -184,8 +184,8 @@ def test_without_records_mode_the_past_leaks_through(pantry_model):
     ck = checkpoint.load(pantry_model)
     from charrnn.score import next_char_probs
 
-    a = next_char_probs(ck.params, ck.model, ck.vocab.encode("salt\nStir"))
-    b = next_char_probs(ck.params, ck.model, ck.vocab.encode("milk\nStir"))
+    a = next_char_probs(ck.params, ck.model_config, ck.vocab.encode("salt\nStir"))
+    b = next_char_probs(ck.params, ck.model_config, ck.vocab.encode("milk\nStir"))
     assert np.abs(a[4:] - b[4:]).max() > 1e-6
 
 
@@ -206,7 +206,7 @@ def test_fine_tuning_keeps_the_vocabulary_and_records_the_parent(cli, pantry_mod
     assert r.exit_code == 0, r.stderr
     parent, child = checkpoint.load(pantry_model), checkpoint.load(str(out))
     assert child.vocab.chars == parent.vocab.chars and child.parent == pantry_model
-    assert child.model == parent.model and child.step == 5
+    assert child.model_config == parent.model_config and child.step == 5
     assert any((child.params[k] != parent.params[k]).any() for k in child.params)
 
 

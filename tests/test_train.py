@@ -16,7 +16,7 @@ from conftest import CORPORA, train_small
 
 def test_trained_on_home_it_predicts_o_then_m_then_e(home_model):
     ck = checkpoint.load(home_model)
-    p = next_char_probs(ck.params, ck.model, ck.vocab.encode("HOM"))
+    p = next_char_probs(ck.params, ck.model_config, ck.vocab.encode("HOM"))
     idx = ck.vocab.chars.index
     assert p[0, idx("O")] > 0.9
     assert p[1, idx("M")] > 0.9
@@ -27,7 +27,7 @@ def test_an_untrained_model_does_not_know_home():
     """The HOME test above can fail: a fresh model is near uniform."""
     vocab = Vocab.from_text("HOME\n")
     ck = new_checkpoint(vocab, ModelConfig(vocab_size=5, hidden=32), TrainConfig())
-    p = next_char_probs(ck.params, ck.model, vocab.encode("H"))
+    p = next_char_probs(ck.params, ck.model_config, vocab.encode("H"))
     assert p[0, vocab.chars.index("O")] < 0.6
 
 
@@ -123,7 +123,7 @@ def test_epochs_limit_and_epoch_wrap_reset_the_state(tmp_path):
     vocab = Vocab.from_text(text)
     ck = new_checkpoint(vocab, ModelConfig(vocab_size=vocab.size, hidden=8), TrainConfig(batch=2, seq_len=10, val_frac=0))
     metrics = train(ck, vocab.encode(text), str(tmp_path / "e.npz"), Limits(epochs=2))
-    assert metrics["stopped_by"] == "epochs"
+    assert metrics.stopped_by == "epochs"
     assert ck.epoch == 2 and ck.pos == 0 and ck.step == 20
     assert not ck.state.any()
 
@@ -164,5 +164,5 @@ def test_should_stop_ends_training_and_saves(tmp_path):
 
     out = str(tmp_path / "s.npz")
     metrics = train(ck, vocab.encode(text), out, Limits(steps=100), should_stop=stop)
-    assert metrics["stopped_by"] == "SIGINT" and metrics["steps"] == 3
+    assert metrics.stopped_by == "SIGINT" and metrics.steps == 3
     assert checkpoint.load(out).step == 3

@@ -110,7 +110,7 @@ def _trained_lr(cli, tmp_path, *flags):
     out = tmp_path / "m.npz"
     r = cli("train", HOME, "--hidden", 8, "-o", out, "--force", "--json", "-q", *flags)
     assert r.exit_code == 0, r.stderr
-    return json.loads(r.stdout)["lr"], load(out).train
+    return json.loads(r.stdout)["lr"], load(out).train_config
 
 
 def test_time_runs_anneal_the_learning_rate_over_the_budget_by_default(cli, tmp_path):
@@ -131,4 +131,4 @@ def test_resuming_with_steps_drops_the_earlier_runs_time_schedule(cli, tmp_path)
     out = tmp_path / "m.npz"
     r = cli("train", HOME, "--hidden", 8, "-o", out, "--resume", "--steps", load(out).step + 5, "--json", "-q")
     assert r.exit_code == 0, r.stderr
-    assert load(out).train.cosine_seconds == 0.0 and json.loads(r.stdout)["lr"] == pytest.approx(0.01)
+    assert load(out).train_config.cosine_seconds == 0.0 and json.loads(r.stdout)["lr"] == pytest.approx(0.01)

@@ -1,8 +1,8 @@
-"""The command line: parse, read, call the library, print. Nothing else lives here.
+"""The typer app, its error handling, and the output helpers every command shares.
 
 stdout carries only data (text, JSON); progress, notes and errors go to stderr.
-This module holds the app, error handling and shared helpers; the commands
-live in cli_train.py, cli_text.py and cli_inspect.py.
+The commands live in training.py, text.py and inspection.py beside this
+module; they import from here, never the other way round.
 """
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from charrnn.errors import CharRNNError
 from charrnn.vocab import read_text
 
 
-
 class _Group(TyperGroup):
     """Turns every error into one line on stderr with the right exit code."""
 
@@ -37,23 +36,24 @@ class _Group(TyperGroup):
             rv = 2  # the help has been printed
         except click_errors.UsageError as e:
             where = e.ctx.command_path if e.ctx else "charrnn"
-            _error(f"{e.format_message()} (see '{where} --help')".replace("\n", " "), e.exit_code)
+            fail(f"{e.format_message()} (see '{where} --help')".replace("\n", " "), e.exit_code)
         except click_errors.ClickException as e:
-            _error(e.format_message().replace("\n", " "), e.exit_code)
+            fail(e.format_message().replace("\n", " "), e.exit_code)
         except typer.Abort:
-            _error("aborted", 1)
+            fail("aborted", 1)
         except CharRNNError as e:
-            _error(str(e), e.exit_code)
+            fail(str(e), e.exit_code)
         except MemoryError:
-            _error("out of memory; try a smaller --hidden or --batch, or a smaller corpus", 1)
+            fail("out of memory; try a smaller --hidden or --batch, or a smaller corpus", 1)
         except Exception as e:  # a bug: still one line, with a way to see more
             if os.environ.get("CHARRNN_DEBUG"):
                 raise
-            _error(f"internal error: {type(e).__name__}: {e} (set CHARRNN_DEBUG=1 to see the traceback)", 1)
+            fail(f"internal error: {type(e).__name__}: {e} (set CHARRNN_DEBUG=1 to see the traceback)", 1)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
-def _error(message: str, code: int):
+def fail(message: str, code: int):
+    """Print ``charrnn: error: MESSAGE`` as one stderr line and exit with ``code``."""
     print(f"charrnn: error: {message}", file=sys.stderr)
     sys.exit(code)
 
@@ -82,7 +82,7 @@ def _root(
 
 
 @contextmanager
-def _closed_pipe_is_fine():
+def closed_pipe_is_fine():
     """A reader that goes away (``| head``) ends output quietly, exit 0."""
     try:
         yield
@@ -96,23 +96,16 @@ def _closed_pipe_is_fine():
         raise typer.Exit(0)
 
 
-def _note(message: str) -> None:
+def note(message: str) -> None:
+    """A line for people, on stderr."""
     print(message, file=sys.stderr)
 
 
-def _read_arg_text(text: str) -> str:
+def read_arg_text(text: str) -> str:
     """TEXT as given, or stdin's text for ``-``."""
     return read_text("-") if text == "-" else text
 
 
-def _emit_json(obj) -> None:
+def emit_json(obj) -> None:
+    """One JSON object on its own line on stdout; characters as they are, not escaped."""
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
-
-
-
-def main() -> None:
-    """Console-script entry point."""
-    app()
-
-
-from charrnn import cli_inspect, cli_text, cli_train  # noqa: E402,F401  (registers the commands)

@@ -1,0 +1,272 @@
+"""`charrnn sample`, `probs` and `eval`: generating and scoring text."""
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+import numpy as np
+import typer
+
+from charrnn.cli.app import app, closed_pipe_is_fine, emit_json, note, read_arg_text
+from charrnn.display import heat_char, print_heat_legend, probs_table, show_char, stdout_console, surprise_char
+from charrnn.errors import CharRNNError, UsageError
+from charrnn.numerics import safe_log, top_k
+from charrnn.sample import Decoding, beam_search
+from charrnn.trained import Model, load
+from charrnn.vocab import describe_chars, read_text
+
+
+@app.command()
+def sample(
+    model_path: str = typer.Option("model.npz", "-m", "--model", help="Checkpoint to sample from."),
+    length: int = typer.Option(500, "-n", "--length", help="Most new characters per sample; 0 is no limit."),
+    temp: float = typer.Option(1.0, "-t", "--temp", help="Temperature: below 1 is safer, above 1 wilder, 0 is greedy."),
+    prime: str = typer.Option("", "-p", "--prime", help="Text to start from, printed first; - reads it from stdin."),
+    seed: Optional[int] = typer.Option(None, help="Seed for the random draws; the same seed gives the same text."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="Draw only among the K most likely characters."),
+    top_p: Optional[float] = typer.Option(None, "--top-p", help="Nucleus sampling: the smallest set with probability >= P."),
+    greedy: bool = typer.Option(False, "--greedy", help="Always the most likely character (same as --temp 0)."),
+    beam: Optional[int] = typer.Option(None, "--beam", help="Beam search of this width for the likeliest --length characters."),
+    stop: Optional[List[str]] = typer.Option(None, "--stop", help="End a sample right after this string (repeatable)."),
+    lines: Optional[int] = typer.Option(None, "--lines", min=1, help="End a sample after this many newlines."),
+    num_samples: int = typer.Option(1, "--num-samples", help="How many independent samples (with --beam: the N likeliest)."),
+    sep: str = typer.Option("\n\n", "--sep", help="Printed between samples (backslash escapes allowed)."),
+    show_probs: bool = typer.Option(False, "--show-probs", help="Colour by the model's confidence (terminal) or JSON per character."),
+    novel: bool = typer.Option(False, "--novel", help="Records models: drop samples that are lines of the training corpus."),
+    json_output: bool = typer.Option(False, "--json", help="JSON: one object per sample, or per character with --show-probs."),
+):
+    """Generate text, streaming it to stdout as it is drawn.
+
+    Decoding applies temperature, then --top-k, then --top-p. Samples end at
+    --length, a --stop string or --lines newlines, whichever comes first.
+
+    Examples:
+
+      charrnn sample -m home.npz -n 40 --seed 1
+
+      charrnn sample -m home.npz --prime HOM -n 20 --temp 0
+
+      charrnn sample -m home.npz --lines 3 --num-samples 2 --top-k 2 --json
+    """
+    if length < 0:
+        raise UsageError(f"--length must be 0 or more, not {length}")
+    if num_samples < 1:
+        raise UsageError(f"--num-samples must be at least 1, not {num_samples}")
+    if stop and any(s == "" for s in stop):
+        raise UsageError("--stop needs a non-empty string")
+    Decoding(temp=0.0 if greedy else temp, top_k=top_k, top_p=top_p).check()
+    m = load(model_path)
+    if novel and not m.records:
+        raise UsageError("--novel needs a model trained with --records")
+    if not length and not stop and lines is None and not m.records and num_samples > 1:
+        raise UsageError("-n 0 with no --stop or --lines never ends, so --num-samples cannot follow it")
+    prime_text = read_arg_text(prime) if prime else ""
+    m.checkpoint.vocab.encode(prime_text)  # reject unknown characters before printing anything
+    separator = "" if m.records else sep.encode("utf-8").decode("unicode_escape")
+    with closed_pipe_is_fine():
+        if beam is not None:
+            if not length:
+                raise UsageError("--beam needs a --length of at least 1")
+            results = beam_search(m.checkpoint, prime_text, length, beam, "\n" if m.records else None, num_samples)
+            writer = _JsonSamples(prime_text) if json_output else _Text(prime_text, separator)
+            for i, (text, logp) in enumerate(results):
+                writer.start(i)
+                writer.chars(text)
+                writer.end(text, -logp)
+        else:
+            writer = _writer(prime_text, separator, json_output, show_probs, m)
+            options = dict(n=length or None, temp=0.0 if greedy else temp, prime=prime_text, top_k=top_k,
+                           top_p=top_p, stop=stop, lines=lines,
+                           seed=np.random.default_rng(seed))  # one Generator for all samples
+            _write_samples(m, writer, num_samples, novel, options)
+        if sys.stdout.isatty() and not json_output:
+            sys.stdout.write("\n")
+
+
+class _Text:
+    """Samples as plain text, streamed as drawn: separator, prime, characters."""
+
+    def __init__(self, prime: str, separator: str, heat: bool = False):
+        self.prime, self.separator, self.heat = prime, separator, heat
+
+    def start(self, i: int) -> None:
+        sys.stdout.write((self.separator if i else "") + self.prime)
+
+    def char(self, ch: str, p: float, probs) -> None:
+        sys.stdout.write(heat_char(ch, p) if self.heat else ch)
+        if ch == "\n":
+            sys.stdout.flush()
+
+    def chars(self, text: str) -> None:
+        sys.stdout.write(text)
+
+    def end(self, text: str, nats: float) -> None: ...
+
+
+class _JsonSamples(_Text):
+    """One JSON object per sample: prime, text, its cost in nats, its length."""
+
+    def __init__(self, prime: str):
+        super().__init__(prime, "")
+
+    def start(self, i): ...
+    def char(self, ch, p, probs): ...
+    def chars(self, text): ...
+
+    def end(self, text, nats):
+        emit_json({"prime": self.prime, "text": text, "nats": nats, "chars": len(text)})
+
+
+class _JsonChars(_JsonSamples):
+    """One JSON object per character: its probability and the model's top five."""
+
+    def __init__(self, prime: str, vocab: str):
+        super().__init__(prime)
+        self.vocab, self.i = vocab, 0
+
+    def start(self, i):
+        self.i = i
+
+    def char(self, ch, p, probs):
+        emit_json({"sample": self.i, "char": ch, "p": round(p, 6),
+                   "top": [{"char": self.vocab[j], "p": round(float(probs[j]), 6)} for j in top_k(probs, 5)]})
+
+    def end(self, text, nats): ...
+
+
+def _writer(prime: str, separator: str, json_output: bool, show_probs: bool, m: Model) -> _Text:
+    if json_output:
+        return _JsonChars(prime, m.vocab) if show_probs else _JsonSamples(prime)
+    heat = show_probs and sys.stdout.isatty()
+    if heat:
+        print_heat_legend()
+    return _Text(prime, separator, heat)
+
+
+def _write_samples(m: Model, writer: _Text, num_samples: int, novel: bool, options: dict) -> None:
+    """Draw samples until ``num_samples`` are written; with ``novel``, skip lines of the training corpus."""
+    done, dropped, tries = 0, 0, 0
+    while done < num_samples:
+        tries += 1
+        if novel and tries > 20 * num_samples:
+            note(f"warning: stopped after {tries - 1} tries with {done} novel sample(s)")
+            break
+        drawn = m.stream_scored(**options)
+        if novel:  # decide before anything of it is written
+            drawn = list(drawn)
+            if m.checkpoint.is_training_record("".join(ch for ch, _, _ in drawn)):
+                dropped += 1
+                continue
+        writer.start(done)
+        pieces, nats = [], 0.0
+        for ch, p, probs in drawn:
+            pieces.append(ch)
+            nats -= float(safe_log(p))
+            writer.char(ch, p, probs)
+        writer.end("".join(pieces), nats)
+        done += 1
+    if novel:
+        note(f"dropped {dropped} sample(s) found verbatim in the training corpus")
+
+
+# ---------------------------------------------------------------- probs
+
+
+@app.command()
+def probs(
+    text: str = typer.Argument(..., help="Text to read, or - for stdin.", show_default=False),
+    model_path: str = typer.Option("model.npz", "-m", "--model", help="Checkpoint to use."),
+    top: int = typer.Option(5, "-k", "--top", help="How many of the most likely next characters to show."),
+    last: bool = typer.Option(False, "--last", help="Only the distribution after the whole text."),
+    json_output: bool = typer.Option(False, "--json", help="JSON Lines, one object per position (the default off a terminal)."),
+):
+    """Show the model's most likely next characters after each character of TEXT.
+
+    Each row also gives the entropy of the whole distribution in bits.
+
+    Examples:
+
+      charrnn probs -m home.npz HOM
+
+      charrnn probs -m home.npz H --top 4 --json
+    """
+    if top < 1:
+        raise UsageError(f"--top must be at least 1, not {top}")
+    m = load(model_path)
+    text = read_arg_text(text)
+    if not text:
+        raise CharRNNError("TEXT is empty; give at least one character")
+    predictions = m.probs(text, top)
+    rows = [{"index": r.index, "char": r.char, "entropy_bits": round(r.entropy_bits, 4),
+             "next": [{"char": c, "p": round(p, 6)} for c, p in r.next]} for r in predictions]
+    if last:
+        rows = rows[-1:]
+    with closed_pipe_is_fine():
+        if json_output or not sys.stdout.isatty():
+            for r in rows:
+                emit_json(r)
+        else:
+            stdout_console().print(probs_table(rows))
+
+
+# ---------------------------------------------------------------- eval
+
+
+@app.command(name="eval")
+def eval_(
+    paths: List[str] = typer.Argument(..., help="FILE to score (or - for stdin), or MODEL FILE.", show_default=False),
+    model_path: Optional[str] = typer.Option(None, "-m", "--model", help="Checkpoint to use (default model.npz)."),
+    per_char: bool = typer.Option(False, "--per-char", help="TSV per character: index, char, nats, bits, p_top."),
+    color: bool = typer.Option(False, "--color", help="With --per-char: the text shaded by surprisal instead."),
+    json_output: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
+):
+    """Score a text under the model: nats/char, bits/char and perplexity.
+
+    The hidden state is carried through the whole text; characters outside
+    the vocabulary are skipped and counted.
+
+    Examples:
+
+      charrnn eval -m home.npz corpora/home.txt
+
+      charrnn eval home.npz corpora/home.txt --json
+
+      echo HOME | charrnn eval -m home.npz - --per-char
+    """
+    if len(paths) == 2 and model_path is None:
+        model_path, file = paths
+    elif len(paths) == 1:
+        file = paths[0]
+    else:
+        raise UsageError("give FILE (with -m MODEL) or MODEL FILE")
+    m = load(model_path or "model.npz")
+    text = read_text(file)
+    try:
+        result = m.per_char(text) if per_char else m.score(text)
+    except CharRNNError as e:
+        raise CharRNNError(f"{'stdin' if file == '-' else file}: {e}") from None
+    unknown = m.checkpoint.vocab.unknown(text)
+    if unknown:
+        note(f"warning: skipped {sum(unknown.values())} character(s) not in the vocabulary: "
+             f"{describe_chars(sorted(unknown))}")
+    with closed_pipe_is_fine():
+        if not per_char:
+            _print_score(result.to_dict(), json_output)
+        elif color:
+            first = m.vocab[m.checkpoint.vocab.encode(text, skip_unknown=True)[0]]
+            sys.stdout.write(first + "".join(surprise_char(c, n) for c, n in zip(result.chars, result.nats)))
+            sys.stdout.write("\n" if (result.chars or first)[-1] != "\n" else "")
+        else:
+            sys.stdout.write("index\tchar\tnats\tbits\tp_top\n")
+            for k, (c, n, b, pt) in enumerate(zip(result.chars, result.nats.tolist(), result.bits.tolist(),
+                                                  result.p_top.tolist()), start=1):
+                sys.stdout.write(f"{k}\t{show_char(c)}\t{n:.4f}\t{b:.4f}\t{pt:.4f}\n")
+
+
+def _print_score(report: dict, json_output: bool) -> None:
+    if json_output:
+        emit_json(report)
+    else:
+        print(f"chars {report['chars']}\nnats_per_char {report['nats_per_char']:.4f}\n"
+              f"bits_per_char {report['bits_per_char']:.4f}\nperplexity {report['perplexity']:.4f}\n"
+              f"unknown_chars {report['unknown_chars']}")

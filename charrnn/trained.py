@@ -1,0 +1,183 @@
+"""A trained model to use from Python: load it, sample from it, score text with it.
+
+    import charrnn
+    m = charrnn.load("model.npz")
+    m.sample(200, temp=0.8, seed=1)   # -> str
+    m.score("some text").nats_per_char
+
+Every method reads the model and never changes it, so one Model can serve
+many calls (and threads).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from charrnn import checkpoint, model
+from charrnn.checkpoint import Checkpoint
+from charrnn.errors import CharRNNError
+from charrnn.numerics import LN2, top_k
+from charrnn.sample import Decoding, Stops, generate_scored
+from charrnn.score import Score, entropy_bits, eval_report, next_char_probs, total_nll
+from charrnn.score import per_char as per_char_nats
+from charrnn.vocab import describe_chars
+
+
+@dataclass
+class ModelInfo:
+    """What a checkpoint holds (``charrnn info --json`` prints exactly these fields)."""
+
+    path: str | None  # where it was loaded from (None: in memory)
+    format_version: int  # checkpoint format version
+    config: dict  # ModelConfig: vocab_size, hidden, cell, layers, dtype, reset_id
+    train_config: dict  # TrainConfig: optimizer, schedule, batch, validation, seed ...
+    vocab: str  # the characters, in id order
+    vocab_size: int
+    params: int  # number of parameters
+    steps: int  # optimizer steps taken
+    chars_seen: int  # training characters consumed
+    epoch: int  # completed passes over the training text
+    seconds: float  # training time over all runs
+    records: bool  # trained with --records (the state resets at newlines)
+    best_val_nats: float | None  # best validation loss, nats/char
+    best_step: int | None  # the step it was measured at
+    parent: str | None  # the checkpoint it was fine-tuned from
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Prediction:
+    """The model's next-character distribution after text[:index + 1]."""
+
+    index: int  # position in the text
+    char: str  # the character at that position
+    entropy_bits: float  # entropy of the whole distribution
+    next: list[tuple[str, float]]  # the k likeliest next characters and their probabilities
+
+
+@dataclass
+class PerChar:
+    """Per-character scores of a text read from its start; entry i is about text[i + 1]."""
+
+    chars: str  # the predicted characters (the text less its first character)
+    nats: np.ndarray  # (n - 1,) -ln P(char | everything before it)
+    p_top: np.ndarray  # (n - 1,) probability of the model's likeliest character at that point
+
+    @property
+    def bits(self) -> np.ndarray:
+        return self.nats / LN2
+
+
+class Model:
+    """A trained character model: generation, next-character probabilities and scoring."""
+
+    def __init__(self, ck: Checkpoint, path: str | None = None):
+        self.checkpoint, self.path = ck, path
+
+    def __repr__(self) -> str:
+        c = self.checkpoint.model_config
+        return f"<charrnn.Model {c.cell} {c.layers}x{c.hidden}, {c.vocab_size} chars, step {self.checkpoint.step}>"
+
+    @property
+    def vocab(self) -> str:
+        """The characters the model knows, in id order."""
+        return self.checkpoint.vocab.chars
+
+    @property
+    def records(self) -> bool:
+        """Whether each line is an independent record (trained with --records)."""
+        return self.checkpoint.model_config.reset_id >= 0
+
+    @property
+    def info(self) -> ModelInfo:
+        ck = self.checkpoint
+        return ModelInfo(
+            path=self.path, format_version=checkpoint.VERSION, config=dict(vars(ck.model_config)),
+            train_config=dict(vars(ck.train_config)), vocab=ck.vocab.chars, vocab_size=ck.vocab.size,
+            params=model.num_params(ck.params), steps=ck.step, chars_seen=ck.chars_seen, epoch=ck.epoch,
+            seconds=ck.seconds, records=self.records, best_val_nats=ck.best_val, best_step=ck.best_step,
+            parent=ck.parent,
+        )
+
+    def stream_scored(self, n: int | None = 500, temp: float = 1.0, prime: str = "", top_k: int | None = None,
+                      top_p: float | None = None, stop: str | Sequence[str] | None = None,
+                      lines: int | None = None, seed: int | np.random.Generator | None = None,
+                      ) -> Iterator[tuple[str, float, np.ndarray]]:
+        """Like :meth:`stream`, yielding (char, p, probs (V,)): the model's own probabilities, temperature 1."""
+        strings = [stop] if isinstance(stop, str) else list(stop or [])
+        if any(s == "" for s in strings):
+            raise CharRNNError("stop strings must not be empty")
+        if self.records and lines is None and not strings:
+            lines = 1  # a records model generates whole records
+        stops = Stops(length=n or None, strings=strings, lines=lines)
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        return generate_scored(self.checkpoint, prime, rng, Decoding(temp, top_k, top_p), stops)
+
+    def stream(self, n: int | None = 500, temp: float = 1.0, prime: str = "", top_k: int | None = None,
+               top_p: float | None = None, stop: str | Sequence[str] | None = None, lines: int | None = None,
+               seed: int | np.random.Generator | None = None) -> Iterator[str]:
+        """Yield generated characters one at a time, continuing ``prime`` (not yielded).
+
+        Ends after ``n`` characters (None or 0: no limit), right after a
+        ``stop`` string, or after ``lines`` newlines, whichever comes first; a
+        records model ends at its record's end unless told otherwise. ``temp``
+        divides the logits (0 is greedy), then ``top_k`` and ``top_p`` filter.
+        The same ``seed`` gives the same text.
+        """
+        for ch, _, _ in self.stream_scored(n, temp, prime, top_k, top_p, stop, lines, seed):
+            yield ch
+
+    def sample(self, n: int | None = 500, temp: float = 1.0, prime: str = "", top_k: int | None = None,
+               top_p: float | None = None, stop: str | Sequence[str] | None = None, lines: int | None = None,
+               seed: int | np.random.Generator | None = None) -> str:
+        """Generated text as one string (the prime not included); see :meth:`stream`."""
+        if not n and not stop and lines is None and not self.records:
+            raise CharRNNError("n=0 with no stop or lines never ends; use stream() for endless text")
+        return "".join(self.stream(n, temp, prime, top_k, top_p, stop, lines, seed))
+
+    def probs(self, text: str, k: int = 5) -> list[Prediction]:
+        """The k likeliest next characters after each prefix of ``text``, reading from its start."""
+        if k < 1:
+            raise CharRNNError(f"k must be at least 1, not {k}")
+        if not text:
+            raise CharRNNError("text is empty; give at least one character")
+        ck = self.checkpoint
+        p = next_char_probs(ck.params, ck.model_config, ck.vocab.encode(text))  # (n, V)
+        order, ent = top_k(p, k), entropy_bits(p)
+        return [Prediction(i, text[i], float(ent[i]), [(ck.vocab.chars[j], float(p[i, j])) for j in order[i]])
+                for i in range(len(text))]
+
+    def _known_ids(self, text: str) -> tuple[np.ndarray, int]:
+        ck = self.checkpoint
+        unknown = ck.vocab.unknown(text)
+        ids = ck.vocab.encode(text, skip_unknown=True)
+        if len(ids) < 2:
+            skipped = f" (skipped {describe_chars(sorted(unknown))})" if unknown else ""
+            raise CharRNNError(f"fewer than 2 known characters; nothing to score{skipped}")
+        return ids, sum(unknown.values())
+
+    def score(self, text: str) -> Score:
+        """nats/char, bits/char and perplexity of ``text``, read from its start with the state carried.
+
+        Characters outside the vocabulary are skipped and counted in ``unknown_chars``.
+        """
+        ids, unknown = self._known_ids(text)
+        ck = self.checkpoint
+        total, n = total_nll(ck.params, ck.model_config, ids, batch=1, seq_len=256)
+        return eval_report(total, n, unknown)
+
+    def per_char(self, text: str) -> PerChar:
+        """The cost of every character of ``text`` after the first (unknown characters skipped)."""
+        ids, _ = self._known_ids(text)
+        ck = self.checkpoint
+        nats, p_top = per_char_nats(ck.params, ck.model_config, ids)
+        return PerChar(ck.vocab.decode(ids[1:]), nats, p_top)
+
+
+def load(path: str) -> Model:
+    """Load a checkpoint written by ``charrnn train``; raises CharRNNError naming any problem."""
+    return Model(checkpoint.load(path), path)
