@@ -196,6 +196,15 @@ def _read(path: str, npz) -> Checkpoint:
         raise _fail(path, f"has an invalid format version {version!r}")
     if version > VERSION:
         raise _fail(path, f"has format version {version}, newer than this charrnn reads ({VERSION}); upgrade charrnn")
+    mcfg, tcfg, vocab = _configs(path, meta)
+    params, opt_state, state, history = _arrays_of(path, npz, mcfg, tcfg)
+    return Checkpoint(
+        model_config=mcfg, train_config=tcfg, vocab=vocab, params=params, opt_state=opt_state, state=state,
+        history=history, record_hashes=_record_hashes(path, npz), **_progress(path, meta),
+    )
+
+
+def _configs(path: str, meta: dict) -> tuple[ModelConfig, TrainConfig, Vocab]:
     try:
         mcfg = from_dict(ModelConfig, meta.get("model"))
         tcfg = from_dict(TrainConfig, meta.get("train"))
@@ -209,7 +218,11 @@ def _read(path: str, npz) -> Checkpoint:
     vocab = Vocab(chars)
     if vocab.size != mcfg.vocab_size:
         raise _fail(path, f"vocabulary has {vocab.size} characters but the model expects {mcfg.vocab_size}")
+    return mcfg, tcfg, vocab
 
+
+def _arrays_of(path: str, npz, mcfg: ModelConfig, tcfg: TrainConfig):
+    """(params, optimizer state, carried state, loss history), each checked against the configs."""
     shapes = model.param_shapes(mcfg)
     params = {k: _get(path, npz, f"param/{k}", s, mcfg.dtype) for k, s in shapes.items()}
     extra = [f for f in npz.files if f.startswith("param/") and f[6:] not in shapes]
@@ -229,7 +242,11 @@ def _read(path: str, npz) -> Checkpoint:
         if h.ndim != 2 or h.shape[1] != 3 or h.dtype != np.float64:
             raise _fail(path, f"loss history {name} is malformed")
         history[name] = h.tolist()
+    return params, opt_state, state, history
 
+
+def _progress(path: str, meta: dict) -> dict:
+    """The run's counters, best validation, RNG and parent, as Checkpoint keyword arguments."""
     ints = {k: meta.get(k) for k in ("step", "chars_seen", "epoch", "pos")}
     for k, v in ints.items():
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
@@ -246,13 +263,14 @@ def _read(path: str, npz) -> Checkpoint:
     except Exception:
         raise _fail(path, "has an invalid random-number-generator state") from None
     parent = meta.get("parent")
-    hashes = None
-    if "records/hashes" in npz.files:
-        hashes = npz["records/hashes"]
-        if hashes.dtype != np.uint64 or hashes.ndim != 1:
-            raise _fail(path, "has malformed record fingerprints")
-    return Checkpoint(
-        model_config=mcfg, train_config=tcfg, vocab=vocab, params=params, opt_state=opt_state, state=state, rng=rng,
-        history=history, best_val=best_val, best_step=best_step, seconds=float(seconds),
-        parent=parent if isinstance(parent, str) else None, record_hashes=hashes, **ints,
-    )
+    return dict(rng=rng, best_val=best_val, best_step=best_step, seconds=float(seconds),
+                parent=parent if isinstance(parent, str) else None, **ints)
+
+
+def _record_hashes(path: str, npz) -> np.ndarray | None:
+    if "records/hashes" not in npz.files:
+        return None
+    hashes = npz["records/hashes"]
+    if hashes.dtype != np.uint64 or hashes.ndim != 1:
+        raise _fail(path, "has malformed record fingerprints")
+    return hashes

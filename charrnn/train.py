@@ -2,11 +2,7 @@
 from __future__ import annotations
 
 import math
-import re
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Callable
 
@@ -17,22 +13,14 @@ from charrnn.alloc import keep_freed_memory
 from charrnn.checkpoint import Checkpoint, save
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Streams, fit_shape, split
-from charrnn.errors import CharRNNError, UsageError
+from charrnn.errors import CharRNNError
+from charrnn.limits import Limits
 from charrnn.schedule import lr_at
 from charrnn.numerics import LN2, nats_and_bits
 from charrnn.score import nats_per_char
 from charrnn.vocab import Vocab
 
 HISTORY_EVERY = 10  # train-loss history keeps one mean per this many steps
-
-
-@dataclass
-class Limits:
-    """When to stop: the first limit reached ends training."""
-
-    steps: int | None = None  # total optimizer steps of the model, counting earlier runs
-    epochs: float | None = None  # total passes over the training text, counting earlier runs
-    seconds: float | None = None  # wall-clock seconds of this run
 
 
 class Reporter:
@@ -46,19 +34,6 @@ class Reporter:
     def step(self, ck: Checkpoint, event: "StepEvent") -> None: ...
     def note(self, message: str) -> None: ...
     def close(self) -> None: ...
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``90``, ``90s``, ``5m``, ``1h`` or ``1h30m``; raises CharRNNError otherwise."""
-    t = text.strip().lower()
-    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?", t)
-    if not t or not parts or not any(parts.groups()):
-        raise UsageError(f"cannot read --time {text!r}; use seconds or a unit, e.g. 90, 90s, 5m, 1h")
-    h, m, s = (float(g) if g else 0.0 for g in parts.groups())
-    seconds = h * 3600 + m * 60 + s
-    if seconds <= 0:
-        raise UsageError(f"--time must be positive, not {text!r}")
-    return seconds
 
 
 def new_checkpoint(vocab: Vocab, mcfg: ModelConfig, tcfg: TrainConfig) -> Checkpoint:
@@ -313,26 +288,3 @@ def _diverged(ck: Checkpoint, out: str | None, loss: float, norm: float, lr: flo
     return CharRNNError(
         f"training diverged at step {ck.step + 1} ({what}); {kept}; try a lower --lr (now {lr:g}) or --clip 5"
     )
-
-
-@contextmanager
-def stop_on_signals():
-    """While active, SIGINT and SIGTERM ask training to stop after the current step.
-
-    Yields ``should_stop() -> "SIGINT" | "SIGTERM" | None`` for :func:`train`.
-    A second Ctrl-C while stopping is ignored, so the final save completes.
-    """
-    received: list[str] = []
-
-    def handler(signum, frame):
-        received.append(signal.Signals(signum).name)
-
-    old = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            old[sig] = signal.signal(sig, handler)
-    try:
-        yield lambda: received[0] if received else None
-    finally:
-        for sig, h in old.items():
-            signal.signal(sig, h)

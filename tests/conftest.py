@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 from charrnn import checkpoint
 from charrnn.cli import app
 from charrnn.config import ModelConfig, TrainConfig
-from charrnn.train import Limits, new_checkpoint, train
+from charrnn.limits import Limits
+from charrnn.train import new_checkpoint, train
 from charrnn.vocab import Vocab
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,8 @@ import pytest
 from charrnn import checkpoint, model
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.gradcheck import check_gradients
-from charrnn.train import Limits, new_checkpoint, train
+from charrnn.limits import Limits
+from charrnn.train import new_checkpoint, train
 from charrnn.vocab import Vocab
 
 from conftest import CORPORA, one_line_error

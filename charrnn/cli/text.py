@@ -65,14 +65,8 @@ def sample(
     separator = "" if m.records else sep.encode("utf-8").decode("unicode_escape")
     with closed_pipe_is_fine():
         if beam is not None:
-            if not length:
-                raise UsageError("--beam needs a --length of at least 1")
-            results = beam_search(m.checkpoint, prime_text, length, beam, "\n" if m.records else None, num_samples)
             writer = _JsonSamples(prime_text) if json_output else _Text(prime_text, separator)
-            for i, (text, logp) in enumerate(results):
-                writer.start(i)
-                writer.chars(text)
-                writer.end(text, -logp)
+            _write_beams(m, writer, prime_text, length, beam, num_samples)
         else:
             writer = _writer(prime_text, separator, json_output, show_probs, m)
             options = dict(n=length or None, temp=0.0 if greedy else temp, prime=prime_text, top_k=top_k,
@@ -141,6 +135,17 @@ def _writer(prime: str, separator: str, json_output: bool, show_probs: bool, m: 
     if heat:
         print_heat_legend()
     return _Text(prime, separator, heat)
+
+
+def _write_beams(m: Model, writer: _Text, prime: str, length: int, width: int, num_samples: int) -> None:
+    """The likeliest continuations by beam search; a records model's end at the record's end."""
+    if not length:
+        raise UsageError("--beam needs a --length of at least 1")
+    results = beam_search(m.checkpoint, prime, length, width, "\n" if m.records else None, num_samples)
+    for i, (text, logp) in enumerate(results):
+        writer.start(i)
+        writer.chars(text)
+        writer.end(text, -logp)
 
 
 def _write_samples(m: Model, writer: _Text, num_samples: int, novel: bool, options: dict) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import fields
 from enum import Enum
 from typing import List, Optional
 
@@ -14,10 +15,12 @@ from charrnn.display import SAMPLE_AT_VALIDATION, ProgressReporter, loss_plot, s
 from charrnn.metrics_log import MetricsLog
 from charrnn.numerics import nats_and_bits
 from charrnn.runs import DEFAULT_STEPS, TrainOptions, prepare_run
-from charrnn.train import best_path, stop_on_signals
+from charrnn.limits import stop_on_signals
+from charrnn.train import best_path
 from charrnn.train import train as train_loop
 
 _M, _T = ModelConfig(), TrainConfig()
+OPTION_NAMES = {f.name for f in fields(TrainOptions)} - {"time"}  # flags passed through to the library as named
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 
 
@@ -81,15 +84,9 @@ def train(
       charrnn train corpora/pantry.txt --steps 50 --hidden 64 -o pantry.npz
 
       cat corpora/home.txt | charrnn train - --steps 100 -o piped.npz --force
-    """
-    opts = TrainOptions(
-        cell=cell, hidden=hidden, layers=layers, dropout=dropout, seq_len=seq_len, batch=batch, lr=lr,
-        optimizer=optimizer, clip=clip, clip_mode=clip_mode.value if clip_mode else None, val_frac=val_frac,
-        eval_every=eval_every, save_every=save_every, seed=seed, warmup=warmup, lr_decay=lr_decay,
-        lr_decay_every=lr_decay_every, steps=steps, epochs=epochs, time=time_limit, cosine=cosine,
-        constant_lr=constant_lr, resume=resume, force=force, init_from=init_from, records=records,
-        unknown=unknown, encoding_errors=encoding_errors.value)
-    run = prepare_run(corpus, out, opts, warn=note if not quiet else (lambda m: None))
+    """  # the options are passed on by name: TrainOptions (charrnn/runs.py) says what each does
+    given = {k: v.value if isinstance(v, Enum) else v for k, v in locals().items() if k in OPTION_NAMES}
+    run = prepare_run(corpus, out, TrainOptions(**given, time=time_limit), warn=note if not quiet else (lambda m: None))
     if sample_every is None:  # live samples by default only where someone watches
         sample_every = 0 if quiet or not sys.stderr.isatty() else SAMPLE_AT_VALIDATION
     reporter = ProgressReporter(quiet, sample_every, sample_length, MetricsLog(log, log_every) if log else None)
