@@ -10,7 +10,7 @@ import numpy as np
 from charrnn.alloc import keep_freed_memory
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Streams
-from charrnn.train import new_checkpoint, train_step
+from charrnn.training import new_checkpoint, train_step
 from charrnn.vocab import Vocab
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,7 +52,7 @@ class CharrnnTrainer:
     """charrnn's real training step (loss_and_grads, clipping, Adam) on real chunks."""
 
     def __init__(self, vocab: Vocab, ids: np.ndarray, hidden: int, batch: int = 64, seq_len: int = 64, cell: str = "rnn"):
-        keep_freed_memory()  # as charrnn.train.train does
+        keep_freed_memory()  # as charrnn.training.train does
         mcfg = ModelConfig(vocab_size=vocab.size, hidden=hidden, cell=cell)
         tcfg = TrainConfig(batch=batch, seq_len=seq_len, optimizer="adam", clip=5.0)
         self.ck = new_checkpoint(vocab, mcfg, tcfg)

@@ -10,11 +10,6 @@ The public Python API is what ``__all__`` lists; everything else is internal.
 The names load their modules on first use, so ``import charrnn`` itself
 costs nothing (the CLI and scripts that only need one piece stay fast).
 """
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING
-
 __version__ = "0.1.0"
 
 # public name -> the module that defines it
@@ -28,23 +23,24 @@ _API = {
     "train": "charrnn.runs",
     "TrainOptions": "charrnn.runs",
     "TrainResult": "charrnn.runs",
-    "StepEvent": "charrnn.train",
+    "StepEvent": "charrnn.training",
     "CharRNNError": "charrnn.errors",
 }
 
 __all__ = sorted(_API) + ["__version__"]
 
-if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors
+if False:  # pragma: no cover - what type checkers and editors see; importing typing would slow every start
     from charrnn.errors import CharRNNError
     from charrnn.runs import TrainOptions, TrainResult, train
     from charrnn.score import Score
-    from charrnn.train import StepEvent
+    from charrnn.training import StepEvent
     from charrnn.trained import Model, ModelInfo, PerChar, Prediction, load
 
 
 def __getattr__(name: str):
     if name in _API:
-        value = getattr(importlib.import_module(_API[name]), name)
+        module = __import__(_API[name], fromlist=[name])
+        value = getattr(module, name)
         globals()[name] = value  # later look-ups skip this function
         return value
     raise AttributeError(f"module 'charrnn' has no attribute {name!r}")

@@ -17,7 +17,7 @@ from charrnn.metrics_log import MetricsLog
 from charrnn.plot import line_plot
 from charrnn.numerics import LN2, nats_and_bits
 from charrnn.sample import Decoding, Stops, generate
-from charrnn.train import Reporter, RunMetrics
+from charrnn.training import Reporter, RunMetrics
 
 _NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r", " ": "␠"}
 

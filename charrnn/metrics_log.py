@@ -33,7 +33,7 @@ class MetricsLog:
                 self.writer.writeheader()
 
     def write(self, event) -> None:
-        """Append one StepEvent (charrnn.train) as a record of FIELDS."""
+        """Append one StepEvent (charrnn.training) as a record of FIELDS."""
         record = {k: getattr(event, k) for k in FIELDS}
         if self.csv:
             self.writer.writerow({k: "" if v is None else v for k, v in record.items()})

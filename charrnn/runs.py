@@ -24,8 +24,8 @@ from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import record_hashes
 from charrnn.errors import CharRNNError, UsageError
 from charrnn.limits import Limits, parse_duration, stop_on_signals
-from charrnn.train import Reporter, RunMetrics, StepEvent, new_checkpoint
-from charrnn.train import train as train_loop
+from charrnn.training import Reporter, RunMetrics, StepEvent, new_checkpoint
+from charrnn.training import train as train_loop
 from charrnn.trained import Model
 from charrnn.vocab import Vocab, check_unknown_policy, fit_to_vocab, read_corpora
 

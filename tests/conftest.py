@@ -10,7 +10,7 @@ from charrnn import checkpoint
 from charrnn.cli import app
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.limits import Limits
-from charrnn.train import new_checkpoint, train
+from charrnn.training import new_checkpoint, train
 from charrnn.vocab import Vocab
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ from charrnn import checkpoint, model
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.gradcheck import check_gradients
 from charrnn.limits import Limits
-from charrnn.train import new_checkpoint, train
+from charrnn.training import new_checkpoint, train
 from charrnn.vocab import Vocab
 
 from conftest import CORPORA, one_line_error

@@ -9,7 +9,7 @@ from charrnn.data import Streams, fit_shape, padded_streams, split
 from charrnn.errors import CharRNNError
 from charrnn.score import next_char_probs
 from charrnn.limits import Limits, parse_duration
-from charrnn.train import auto_eval_every, best_path, new_checkpoint, train
+from charrnn.training import auto_eval_every, best_path, new_checkpoint, train
 from charrnn.vocab import Vocab
 
 from conftest import CORPORA, train_small

@@ -16,8 +16,8 @@ from charrnn.metrics_log import MetricsLog
 from charrnn.numerics import nats_and_bits
 from charrnn.runs import DEFAULT_STEPS, TrainOptions, prepare_run
 from charrnn.limits import stop_on_signals
-from charrnn.train import best_path
-from charrnn.train import train as train_loop
+from charrnn.training import best_path
+from charrnn.training import train as train_loop
 
 _M, _T = ModelConfig(), TrainConfig()
 OPTION_NAMES = {f.name for f in fields(TrainOptions)} - {"time"}  # flags passed through to the library as named
