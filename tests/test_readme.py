@@ -47,3 +47,17 @@ def test_top_level_help_lists_every_command_with_one_line(runner):
     assert r.exit_code == 0
     for name in typer.main.get_command(app).commands:
         assert re.search(rf"│ {name}\s+\S", r.stdout), name
+
+
+def test_the_readme_python_api_examples_run(tmp_path):
+    """The "Python API" section's code blocks, run in order in one interpreter from a folder with corpora/."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- api-examples -->")[1].split("<!-- /api-examples -->")[0]
+    code = "\n".join(part.split("```")[0] for part in block.split("```python")[1:])
+    assert "charrnn.train(" in code and "charrnn.load(" in code
+    os.symlink(ROOT / "corpora", tmp_path / "corpora")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("300 ") and lines[1].startswith("<charrnn.Model gru 1x32")
+    assert (tmp_path / "home.npz").exists() and not (tmp_path / "model.npz").exists()
