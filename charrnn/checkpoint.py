@@ -207,7 +207,10 @@ def _read(path: str, npz) -> Checkpoint:
 def _configs(path: str, meta: dict) -> tuple[ModelConfig, TrainConfig, Vocab]:
     try:
         mcfg = from_dict(ModelConfig, meta.get("model"))
-        tcfg = from_dict(TrainConfig, meta.get("train"))
+        stored = meta.get("train")
+        if isinstance(stored, dict) and "val_from" not in stored:
+            stored = {**stored, "val_from": "end"}  # written before spread validation: it held out the end
+        tcfg = from_dict(TrainConfig, stored)
         mcfg.check()
         tcfg.check()
     except CharRNNError as e:

@@ -4,8 +4,9 @@ Both are stored in every checkpoint (as JSON) and rebuilt from it on load.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
+from charrnn.data import VAL_PLACES
 from charrnn.errors import CharRNNError, UsageError
 
 CELLS = ("rnn", "lstm", "gru")  # recurrent cell types
@@ -55,7 +56,9 @@ class TrainConfig:
     dropout: float = 0.2  # inverted dropout after every layer, in training only; 0.2 cut held-out loss 0.1 nats
     clip: float = 5.0  # clipping threshold; 0 turns clipping off
     clip_mode: str = "norm"  # norm: rescale by global norm | value: clip each element to [-clip, clip]
-    val_frac: float = 0.1  # fraction of the text, taken from its end, held out for validation
+    val_frac: float = 0.1  # fraction of the text held out for validation (ignored with val_files)
+    val_from: str = "spread"  # spread: evenly spaced blocks through the text | end: its last val_frac
+    val_files: list = field(default_factory=list)  # validate on these files instead; nothing is held out
     eval_every: int = 0  # steps between validation passes; 0 picks one that keeps validation under ~5% of the time
     save_every: int = 0  # steps between checkpoint saves; 0 saves at each validation pass and at the end
     seed: int = 1337  # seeds initialisation and every random draw of training
@@ -72,6 +75,12 @@ class TrainConfig:
             raise UsageError(f"--dropout must be in [0, 1), not {self.dropout}")
         if not 0 <= self.val_frac < 1:
             raise UsageError(f"--val-frac must be in [0, 1), not {self.val_frac}")
+        if self.val_from not in VAL_PLACES:
+            raise UsageError(f"--val-from must be spread or end, not {self.val_from!r}")
+        if not all(isinstance(f, str) for f in self.val_files):
+            raise CharRNNError("val_files must be a list of paths")
+        if "-" in self.val_files:
+            raise UsageError("--val-file needs a file path; stdin (-) is for the corpus")
         if self.warmup < 0 or self.lr_decay_every < 0 or self.cosine_steps < 0 or not self.cosine_seconds >= 0:
             raise UsageError("--warmup, --lr-decay-every and schedule lengths must be 0 or positive")
         if not 0 < self.lr_decay <= 1 or not 0 <= self.min_lr_frac <= 1:

@@ -15,17 +15,61 @@ import numpy as np
 from charrnn.errors import CharRNNError
 
 
-def split(ids: np.ndarray, val_frac: float) -> tuple[np.ndarray, np.ndarray]:
-    """(train, val) views: the last ``val_frac`` of the ids is validation.
+VAL_PLACES = ("spread", "end")  # where held-out validation text is taken from
+MIN_BLOCK = 1024  # characters per spread validation block at least (16 chunks of T=64)
+MAX_BLOCKS = 40  # spread validation blocks at most
 
-    A validation split too short to score (under 2 characters) is empty instead.
+
+def val_blocks(n: int, n_val: int, line_starts: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """[start, end) of the held-out blocks: ``n_val`` of ``n`` characters, evenly spaced.
+
+    Up to MAX_BLOCKS blocks of at least MIN_BLOCK characters, each centred in
+    its own 1/k of the text, so every region of the corpus is both learned
+    from and checked. With ``line_starts`` (sorted offsets where lines begin),
+    each edge moves forward to the next line start, so no line is split.
+    """
+    k = max(1, min(MAX_BLOCKS, n_val // MIN_BLOCK))
+    blocks, prev_end = [], 0
+    for i in range(k):
+        size = n_val // k + (i < n_val % k)
+        start = max(prev_end, int((i + 0.5) * n / k - size / 2))
+        end = min(n, start + size)
+        if line_starts is not None:  # move both edges forward to where a line begins
+            at = np.searchsorted(line_starts, [start, end])
+            start, end = (int(line_starts[j]) if j < len(line_starts) else n for j in at)
+        if end - start >= 2:
+            blocks.append((start, end))
+            prev_end = end
+    return blocks
+
+
+def split(ids: np.ndarray, val_frac: float, where: str = "end", newline_id: int = -1
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) ids: ``val_frac`` of the ids held out for validation.
+
+    ``where="end"`` holds out the last val_frac (train and val are views);
+    ``"spread"`` holds out evenly spaced blocks (see :func:`val_blocks`) and
+    trains on what lies between them, joined. With ``newline_id`` >= 0
+    (records mode) spread blocks start and end on line boundaries. A
+    validation split too short to score (under 2 characters) is empty instead.
     """
     if len(ids) < 2:
         raise CharRNNError(f"the corpus has {len(ids)} character(s); at least 2 are needed to learn anything")
     n_val = int(len(ids) * val_frac)
     if n_val < 2 or len(ids) - n_val < 2:
         return ids, ids[:0]
-    return ids[: len(ids) - n_val], ids[len(ids) - n_val :]
+    if where == "end":
+        return ids[: len(ids) - n_val], ids[len(ids) - n_val :]
+    line_starts = None
+    if newline_id >= 0:
+        line_starts = np.flatnonzero(ids[:-1] == newline_id) + 1
+    blocks = val_blocks(len(ids), n_val, line_starts)
+    if not blocks:
+        return ids, ids[:0]
+    edges = [0] + [e for b in blocks for e in b] + [len(ids)]
+    train = np.concatenate([ids[a:b] for a, b in zip(edges[::2], edges[1::2])])
+    val = np.concatenate([ids[a:b] for a, b in blocks])
+    return train, val
 
 
 def fit_shape(n: int, batch: int, seq_len: int) -> tuple[int, int]:

@@ -148,6 +148,16 @@ def probs_table(rows: list[dict]) -> Table:
     return table
 
 
+def describe_validation(tcfg: dict) -> str:
+    """How a run chose its validation text, from its TrainConfig as a dict."""
+    if tcfg.get("val_files"):
+        return "the file(s) " + ", ".join(tcfg["val_files"]) + " (nothing held out of the corpus)"
+    if not tcfg["val_frac"]:
+        return "none (val_frac 0)"
+    where = "the end of the corpus" if tcfg["val_from"] == "end" else "evenly spaced blocks through the corpus"
+    return f"{tcfg['val_frac']:.0%} held out, from {where}"
+
+
 def info_table(info: dict) -> Panel:
     """Rich panel of what a checkpoint holds."""
     table = Table(show_header=False, box=None)
@@ -160,6 +170,7 @@ def info_table(info: dict) -> Panel:
                   + (", records mode" if info.get("records") else "")),
         ("parameters", f"{info['params']:,}"),
         ("vocabulary", f"{info['vocab_size']} characters: " + "".join(show_char(c) for c in info["vocab"])),
+        ("validation", describe_validation(info["train_config"])),
         ("training", ", ".join(f"{k} {v}" for k, v in info["train_config"].items())),
         ("steps", f"{info['steps']:,}"),
         ("characters seen", f"{info['chars_seen']:,}"),

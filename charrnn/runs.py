@@ -31,7 +31,8 @@ from charrnn.vocab import Vocab, check_unknown_policy, fit_to_vocab, read_corpor
 
 DEFAULT_STEPS = 2000  # training length when no steps, epochs or time is given
 MODEL_FIELDS = ("cell", "hidden", "layers")  # the options that shape a model
-TRAIN_FIELDS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("cosine_steps", "cosine_seconds", "min_lr_frac"))
+TRAIN_FIELDS = tuple(f.name for f in fields(TrainConfig)
+                     if f.name not in ("cosine_steps", "cosine_seconds", "min_lr_frac", "val_files"))
 
 
 @dataclass
@@ -53,6 +54,8 @@ class TrainOptions:
     clip: float | None = None  # clipping threshold; 0 turns clipping off
     clip_mode: str | None = None  # norm or value
     val_frac: float | None = None  # fraction of the text held out for validation
+    val_from: str | None = None  # spread: blocks through the text | end: its last val_frac
+    val_file: str | Sequence[str] | None = None  # validate on these files instead; nothing is held out
     eval_every: int | None = None  # steps between validation passes (0 or None: automatic)
     save_every: int | None = None  # steps between saves (0 or None: at each validation pass)
     seed: int | None = None  # seeds initialisation and every random draw of training
@@ -75,6 +78,13 @@ class TrainOptions:
         """The options among ``names`` that were set (not None)."""
         return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
 
+    def train_config(self) -> dict:
+        """The TrainConfig fields these options set."""
+        given = self.given(TRAIN_FIELDS)
+        if self.val_file:
+            given["val_files"] = [self.val_file] if isinstance(self.val_file, str) else list(self.val_file)
+        return given
+
 
 @dataclass
 class Run:
@@ -84,6 +94,7 @@ class Run:
     ids: np.ndarray
     limits: Limits
     resumed: bool = False
+    val_ids: np.ndarray | None = None  # (m,) from --val-file; None: held out of ids
 
 
 def options_from(kwargs: dict) -> TrainOptions:
@@ -105,7 +116,7 @@ def check_options(opts: TrainOptions, out: str | None) -> float | None:
         raise UsageError(f"--epochs must be positive, not {opts.epochs}")
     seconds = None if opts.time is None else parse_duration(str(opts.time))
     ModelConfig(vocab_size=1, **opts.given(MODEL_FIELDS)).check()
-    TrainConfig(**opts.given(TRAIN_FIELDS)).check()
+    TrainConfig(**opts.train_config()).check()
     if out is not None:
         checkpoint.check_writable(out)
     if opts.resume and opts.force:
@@ -138,7 +149,7 @@ def _newline_id(vocab: Vocab) -> int:
 def _resumed(out: str, opts: TrainOptions, text: str) -> tuple[Checkpoint, str]:
     ck = checkpoint.load(out)
     _same_model(ck, opts, check_optimizer=True)
-    ck.train_config = replace(ck.train_config, **opts.given(TRAIN_FIELDS))
+    ck.train_config = replace(ck.train_config, **opts.train_config())
     return ck, fit_to_vocab(ck.vocab, text, opts.unknown)
 
 
@@ -150,7 +161,7 @@ def _fine_tuned(opts: TrainOptions, text: str) -> tuple[Checkpoint, str]:
     mcfg = parent.model_config
     if opts.records and mcfg.reset_id < 0:
         mcfg = replace(mcfg, reset_id=_newline_id(parent.vocab))
-    ck = new_checkpoint(parent.vocab, mcfg, TrainConfig(**opts.given(TRAIN_FIELDS)))
+    ck = new_checkpoint(parent.vocab, mcfg, TrainConfig(**opts.train_config()))
     ck.params = {k: v.copy() for k, v in parent.params.items()}
     ck.parent = opts.init_from
     return ck, text
@@ -163,7 +174,7 @@ def _fresh(opts: TrainOptions, text: str) -> Checkpoint:
     mcfg = ModelConfig(vocab_size=vocab.size, **opts.given(MODEL_FIELDS))
     if opts.records:
         mcfg.reset_id = _newline_id(vocab)
-    return new_checkpoint(vocab, mcfg, TrainConfig(**opts.given(TRAIN_FIELDS)))
+    return new_checkpoint(vocab, mcfg, TrainConfig(**opts.train_config()))
 
 
 def _set_schedule(ck: Checkpoint, opts: TrainOptions, steps: int | None, seconds: float | None) -> None:
@@ -194,7 +205,23 @@ def prepare_run(corpus: Sequence[str], out: str | None, opts: TrainOptions,
     if steps is None and opts.epochs is None and seconds is None:
         steps = ck.step + DEFAULT_STEPS
     _set_schedule(ck, opts, steps, seconds)
-    return Run(ck, ids, Limits(steps, opts.epochs, seconds), resumed=opts.resume)
+    return Run(ck, ids, Limits(steps, opts.epochs, seconds), resumed=opts.resume,
+               val_ids=_val_file_ids(ck, opts, warn))
+
+
+def _val_file_ids(ck: Checkpoint, opts: TrainOptions, warn) -> np.ndarray | None:
+    """The --val-file texts as ids (None if there are none); unknown characters follow --unknown."""
+    if not ck.train_config.val_files:
+        return None
+    check_unknown_policy(opts.unknown, ck.vocab)
+    texts = []
+    for path in ck.train_config.val_files:
+        text = read_corpora([path], opts.encoding_errors, warn)
+        try:
+            texts.append(fit_to_vocab(ck.vocab, text, opts.unknown))
+        except CharRNNError as e:
+            raise CharRNNError(f"--val-file {path}: {e}") from None
+    return ck.vocab.encode("".join(texts))
 
 
 @dataclass
@@ -240,5 +267,6 @@ def train(corpus: str | os.PathLike | Sequence[str | os.PathLike], out: str | os
     note = on_note or (lambda m: None)
     run = prepare_run(paths, out, options_from(options), note)
     with stop_on_signals() as should_stop:
-        metrics = train_loop(run.ck, run.ids, out, run.limits, _Callbacks(on_step, on_validation, note), should_stop)
+        metrics = train_loop(run.ck, run.ids, out, run.limits, _Callbacks(on_step, on_validation, note), should_stop,
+                             run.val_ids)
     return TrainResult(**metrics.to_dict(), model=Model(run.ck, out))

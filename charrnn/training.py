@@ -228,11 +228,13 @@ def train(
     limits: Limits,
     reporter: Reporter | None = None,
     should_stop: Callable[[], str | None] = lambda: None,
+    val_ids: np.ndarray | None = None,
 ) -> RunMetrics:
     """Train ``ck`` in place on the id array ``ids`` (n,), saving to ``out`` (None: never save).
 
-    ``ck.train_config.val_frac`` of ids is held out for validation (see
-    :func:`charrnn.data.split`). Stops at the first of ``limits`` or when
+    Validation scores ``val_ids`` if given (all of ``ids`` is then trained
+    on); otherwise ``ck.train_config.val_frac`` of ids is held out, as
+    ``val_from`` says (see :func:`charrnn.data.split`). Stops at the first of ``limits`` or when
     ``should_stop()`` returns a reason (e.g. "SIGINT"); in every case the run
     is saved before returning. A non-finite loss or gradient saves the last
     good state and raises CharRNNError.
@@ -240,7 +242,10 @@ def train(
     rep = reporter or Reporter()
     keep_freed_memory()
     tcfg = ck.train_config
-    train_ids, val_ids = split(ids, tcfg.val_frac)
+    if val_ids is None:
+        train_ids, val_ids = split(ids, tcfg.val_frac, tcfg.val_from, ck.model_config.reset_id)
+    else:
+        train_ids = ids
     if tcfg.val_frac > 0 and len(val_ids) == 0:
         rep.note("note: the text is too short to hold out a validation split; validating on nothing")
     streams = _streams_for(ck, train_ids, rep)

@@ -29,6 +29,11 @@ class ClipMode(str, Enum):
     value = "value"
 
 
+class ValFrom(str, Enum):
+    spread = "spread"
+    end = "end"
+
+
 class EncodingErrors(str, Enum):
     strict = "strict"
     replace = "replace"
@@ -48,7 +53,9 @@ def train(
     optimizer: Optional[str] = typer.Option(None, help=f"adam, adagrad or sgd (momentum {_T.momentum}). (default {_T.optimizer})", show_default=False),
     clip: Optional[float] = typer.Option(None, help=f"Gradient clipping threshold; 0 turns it off. (default {_T.clip:g})", show_default=False),
     clip_mode: Optional[ClipMode] = typer.Option(None, help="norm: rescale by the global norm; value: clip each element. (default norm)", show_default=False),
-    val_frac: Optional[float] = typer.Option(None, help=f"Fraction of the text, from its end, held out for validation. (default {_T.val_frac})", show_default=False),
+    val_frac: Optional[float] = typer.Option(None, help=f"Fraction of the text held out for validation. (default {_T.val_frac})", show_default=False),
+    val_from: Optional[ValFrom] = typer.Option(None, help="spread: hold out evenly spaced blocks through the text; end: its last part. (default spread)", show_default=False),
+    val_file: Optional[List[str]] = typer.Option(None, "--val-file", help="Validate on this file instead of holding text out (repeatable).", show_default=False),
     eval_every: Optional[int] = typer.Option(None, help="Steps between validation passes. (default automatic, ~5% of the time)", show_default=False),
     save_every: Optional[int] = typer.Option(None, help="Steps between saves. (default at each validation pass and at the end)", show_default=False),
     seed: Optional[int] = typer.Option(None, help=f"Seed for initialisation and training. (default {_T.seed})", show_default=False),
@@ -96,7 +103,7 @@ def train(
              f"vocabulary {ck.vocab.size}, {model.num_params(ck.params):,} parameters"
              + (f", resuming at step {ck.step}" if run.resumed else ""))
     with stop_on_signals() as should_stop:
-        metrics = train_loop(ck, run.ids, out, run.limits, reporter, should_stop)
+        metrics = train_loop(ck, run.ids, out, run.limits, reporter, should_stop, run.val_ids)
     if not quiet:
         _report(metrics, ck, out)
     if json_output:
