@@ -103,8 +103,8 @@ def speaker_split(model: str, held_txt: str) -> dict:
 
 
 def curve_at(curve: list, seconds: float) -> float | None:
-    """The last loss of ``curve`` (rows of seconds, nats) measured at or before ``seconds`` of training."""
-    points = [v for s, v in curve if s <= seconds + 1e-9]
+    """The last loss of ``curve`` (rows of seconds, nats, ...) measured at or before ``seconds`` of training."""
+    points = [v for s, v, *_ in curve if s <= seconds + 1e-9]
     return points[-1] if points else None
 
 
@@ -134,9 +134,10 @@ def main() -> None:
             ck = checkpoint.load(out)
             held_curve = []
             for copy in copies:  # scored after training, so they never compete with it for the CPU
-                seconds = checkpoint.load(copy).seconds
+                saved = checkpoint.load(copy)
+                seconds, seen = saved.seconds, saved.chars_seen
                 nats = json.loads(charrnn("eval", "-m", copy, held_txt, "--json"))["nats_per_char"]
-                held_curve.append([round(seconds, 1), round(nats, 4)])
+                held_curve.append([round(seconds, 1), round(nats, 4), seen])
                 os.remove(copy)
             if args.keep:
                 os.makedirs(args.keep, exist_ok=True)
