@@ -35,6 +35,16 @@ TRAIN_FIELDS = tuple(f.name for f in fields(TrainConfig)
                      if f.name not in ("cosine_steps", "cosine_seconds", "min_lr_frac", "val_files"))
 
 
+# With --time and no --cell, --hidden or --layers, the model is chosen from the budget: a GRU whose
+# size reached the lowest held-out loss in that time (benchmarks/quality.py, README "Budget-aware defaults").
+BUDGET_HIDDEN = ((45.0, 128), (150.0, 256))  # (budgets up to this many seconds, hidden units)
+
+
+def hidden_for_budget(seconds: float) -> int:
+    """Hidden units of the default GRU for a --time budget of ``seconds``; the fixed default beyond the table."""
+    return next((h for limit, h in BUDGET_HIDDEN if seconds <= limit), ModelConfig().hidden)
+
+
 @dataclass
 class TrainOptions:
     """Every option of a run, named as the CLI's flags; None is the default (on resume: the checkpoint's)."""
@@ -167,11 +177,15 @@ def _fine_tuned(opts: TrainOptions, text: str) -> tuple[Checkpoint, str]:
     return ck, text
 
 
-def _fresh(opts: TrainOptions, text: str) -> Checkpoint:
+def _fresh(opts: TrainOptions, text: str, seconds: float | None, warn) -> Checkpoint:
     if len(text) < 2:
         raise CharRNNError(f"the corpus has {len(text)} character(s); at least 2 are needed to learn anything")
     vocab = Vocab.from_text(text)
-    mcfg = ModelConfig(vocab_size=vocab.size, **opts.given(MODEL_FIELDS))
+    shape = opts.given(MODEL_FIELDS)
+    if seconds is not None and not shape:
+        shape = {"hidden": hidden_for_budget(seconds)}
+        warn(f"note: --time {opts.time}: {ModelConfig().cell} of {shape['hidden']} units (pass --hidden to choose)")
+    mcfg = ModelConfig(vocab_size=vocab.size, **shape)
     if opts.records:
         mcfg.reset_id = _newline_id(vocab)
     return new_checkpoint(vocab, mcfg, TrainConfig(**opts.train_config()))
@@ -197,7 +211,7 @@ def prepare_run(corpus: Sequence[str], out: str | None, opts: TrainOptions,
         if out is not None and os.path.exists(out) and not opts.force:
             raise CharRNNError(f"{out} already exists; pass --resume to continue it, --force to overwrite it, "
                                f"or -o another path")
-        ck, text = _fine_tuned(opts, text) if opts.init_from else (_fresh(opts, text), text)
+        ck, text = _fine_tuned(opts, text) if opts.init_from else (_fresh(opts, text, seconds, warn), text)
         if ck.model_config.reset_id >= 0:
             ck.record_hashes = record_hashes(text)
     ids = ck.vocab.encode(text)

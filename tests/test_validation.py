@@ -122,3 +122,26 @@ def test_val_from_end_is_recorded_and_an_old_checkpoint_means_end(tmp_path):
     checkpoint.save(ck, str(tmp_path / "old.npz"))
     old = checkpoint.load(str(tmp_path / "old.npz"))
     assert old.train_config.val_from == "end" and old.train_config.val_files == []
+
+
+# ---------------------------------------------------------------- budget-aware defaults
+
+
+def test_a_time_budget_picks_the_documented_size_and_says_so(cli, tmp_path):
+    from charrnn.runs import BUDGET_HIDDEN, hidden_for_budget
+
+    small_budget, small_hidden = BUDGET_HIDDEN[0]
+    assert hidden_for_budget(1) == small_hidden and hidden_for_budget(small_budget + 1) != small_hidden
+    assert hidden_for_budget(3600) == 384  # long budgets keep the fixed default
+    r = cli("train", str(CORPORA / "home.txt"), "--time", "1s", "-o", tmp_path / "t.npz")
+    assert r.exit_code == 0, r.stderr
+    assert checkpoint.load(str(tmp_path / "t.npz")).model_config.hidden == small_hidden
+    assert f"note: --time 1s: gru of {small_hidden} units (pass --hidden to choose)" in r.stderr
+
+
+@pytest.mark.parametrize("flags, hidden", [(["--hidden", "24"], 24), (["--cell", "lstm"], 384), (["--steps", "2"], 384)])
+def test_an_explicit_shape_or_no_budget_keeps_the_fixed_rule(cli, tmp_path, flags, hidden):
+    time_flags = [] if "--steps" in flags else ["--time", "1s"]
+    r = cli("train", str(CORPORA / "home.txt"), *time_flags, *flags, "-o", tmp_path / "t.npz", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert checkpoint.load(str(tmp_path / "t.npz")).model_config.hidden == hidden
