@@ -128,15 +128,15 @@ def test_val_from_end_is_recorded_and_an_old_checkpoint_means_end(tmp_path):
 
 
 def test_a_time_budget_picks_the_documented_size_and_says_so(cli, tmp_path):
-    from charrnn.runs import BUDGET_HIDDEN, hidden_for_budget
+    from charrnn.runs import BUDGET_MODELS, hidden_for_budget
 
-    small_budget, small_hidden = BUDGET_HIDDEN[0]
+    small_budget, small_hidden, _ = BUDGET_MODELS[0]
     assert hidden_for_budget(1) == small_hidden and hidden_for_budget(small_budget + 1) != small_hidden
     assert hidden_for_budget(3600) == 384  # long budgets keep the fixed default
     r = cli("train", str(CORPORA / "home.txt"), "--time", "1s", "-o", tmp_path / "t.npz")
     assert r.exit_code == 0, r.stderr
     assert checkpoint.load(str(tmp_path / "t.npz")).model_config.hidden == small_hidden
-    assert f"note: --time 1s: gru of {small_hidden} units (pass --hidden to choose)" in r.stderr
+    assert f"note: --time 1s: gru of {small_hidden} units" in r.stderr and "(pass --hidden to choose)" in r.stderr
 
 
 @pytest.mark.parametrize("flags, hidden", [(["--hidden", "24"], 24), (["--cell", "lstm"], 384), (["--steps", "2"], 384)])
@@ -145,3 +145,15 @@ def test_an_explicit_shape_or_no_budget_keeps_the_fixed_rule(cli, tmp_path, flag
     r = cli("train", str(CORPORA / "home.txt"), *time_flags, *flags, "-o", tmp_path / "t.npz", "-q")
     assert r.exit_code == 0, r.stderr
     assert checkpoint.load(str(tmp_path / "t.npz")).model_config.hidden == hidden
+
+
+def test_a_short_budget_sets_its_training_defaults_unless_flags_say_otherwise(cli, tmp_path):
+    from charrnn.runs import BUDGET_MODELS
+
+    _, _, train_defaults = BUDGET_MODELS[0]
+    assert train_defaults  # the 30-second row changes dropout and lr
+    cli("train", str(CORPORA / "home.txt"), "--time", "1s", "-o", tmp_path / "a.npz", "-q")
+    cli("train", str(CORPORA / "home.txt"), "--time", "1s", "--lr", "0.001", "-o", tmp_path / "b.npz", "-q")
+    a, b = (checkpoint.load(str(tmp_path / n)).train_config for n in ("a.npz", "b.npz"))
+    assert all(getattr(a, k) == v for k, v in train_defaults.items())
+    assert b.lr == 0.001 and b.dropout == train_defaults.get("dropout", 0.2)
