@@ -18,6 +18,10 @@ checkpoint's history. With no --config it runs the defaults (a GRU of 384),
 each cell at 256 units, and the defaults trained on all of train.txt
 (--val-frac 0, so no validation curve): about 35 minutes. --keep DIR keeps
 the final models there.
+
+--budgets 30s,2m,5m,20m instead compares, at each budget, the model the
+budget chooses (no flags) with the fixed default GRU-384 (--hidden 384
+--dropout 0.2 --lr 2e-3): about twice the sum of the budgets.
 """
 from __future__ import annotations
 
@@ -98,6 +102,8 @@ def speaker_split(model: str, held_txt: str) -> dict:
         sums[kind] += float(nats)
         counts[kind] += 1
     n = sum(counts)
+    if not (counts[0] and counts[1]):
+        return None  # a corpus without speaker-name lines (or of nothing else): no breakdown
     return {"name_frac": round(counts[1] / n, 4), "name_nats": round(sums[1] / counts[1], 4),
             "other_nats": round(sums[0] / counts[0], 4), "name_share_nats": round(sums[1] / n, 4)}
 
@@ -108,14 +114,34 @@ def curve_at(curve: list, seconds: float) -> float | None:
     return points[-1] if points else None
 
 
+FIXED = "--hidden 384 --dropout 0.2 --lr 2e-3"  # the default before budgets chose the model
+
+
+def budget_check(corpus: str, budgets: list[str]) -> None:
+    """At each budget: held-out nats/char of the budget's own choice and of the fixed GRU-384, and the gain."""
+    print(f"{'budget':<8} {'chosen':>8} {'fixed 384':>10} {'gain':>7}")
+    for budget in budgets:
+        found = {}
+        for name, flags in (("chosen", ""), ("fixed", FIXED)):
+            r = subprocess.run([sys.executable, __file__, corpus, "--time", budget, "--config", f"{name}={flags}",
+                                "--json"], capture_output=True, text=True, check=True)
+            found[name] = json.loads(r.stdout)[0]["held_out_nats"]
+        print(f"{budget:<8} {found['chosen']:>8.4f} {found['fixed']:>10.4f} {found['fixed'] - found['chosen']:>+7.4f}",
+              flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("corpus", nargs="?", default=default_corpus())
     ap.add_argument("--time", default="5m", help="training budget per config")
     ap.add_argument("--config", action="append", help='NAME="FLAGS" (repeatable)')
+    ap.add_argument("--budgets", metavar="LIST", help="e.g. 30s,2m,5m,20m: chosen model against the fixed GRU-384")
     ap.add_argument("--keep", metavar="DIR", help="copy each config's final model to DIR/NAME.npz")
     ap.add_argument("--json", dest="json_output", action="store_true")
     args = ap.parse_args()
+    if args.budgets:
+        budget_check(args.corpus, args.budgets.split(","))
+        return
     with open(args.corpus, encoding="utf-8") as f:
         text = f.read()
     cut = len(text) - len(text) // 10
@@ -165,7 +191,7 @@ def main() -> None:
                     f"{r['held_out_nats']:>9.4f}" if label == "held" else " " * 55)
             print(f"{lead}   {label:<8}{pts}")
     print("held-out nats/char on speaker-name lines (e.g. 'PETRUCHIO:') and on the rest:")
-    for r in rows:
+    for r in (r for r in rows if r["speakers"]):
         sp = r["speakers"]
         print(f"  {r['config']:<12} names {sp['name_nats']:.3f} ({sp['name_frac']:.1%} of the characters, "
               f"{sp['name_share_nats']:.3f} of the average), rest {sp['other_nats']:.3f}")

@@ -17,3 +17,19 @@ def test_the_watcher_keeps_the_final_save(tmp_path):
 def test_curve_at_reads_the_last_point_at_or_before_a_mark():
     curve = [[10.0, 2.0], [30.0, 1.8], [61.0, 1.7]]
     assert [curve_at(curve, m) for m in (5, 30, 60, 300)] == [None, 1.8, 1.8, 1.7]
+
+
+def test_quality_runs_on_a_corpus_without_speaker_names_and_compares_budgets(tmp_path):
+    """speaker_split divided by zero on any corpus but Shakespeare; --budgets prints chosen against fixed."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text((CORPORA / "pantry.txt").read_text()[:20000])
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"), str(corpus), "--budgets", "2s"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-1000:]
+    row = r.stdout.splitlines()[-1].split()
+    assert row[0] == "2s" and float(row[3]) == round(float(row[2]) - float(row[1]), 4)
