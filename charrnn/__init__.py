@@ -12,7 +12,7 @@ costs nothing (the CLI and scripts that only need one piece stay fast).
 """
 __version__ = "0.1.0"
 
-# public name -> the module that defines it
+# public name -> the module that defines it (no typing import or TYPE_CHECKING block: both measurably slow the start)
 _API = {
     "load": "charrnn.trained",
     "Model": "charrnn.trained",
@@ -28,14 +28,6 @@ _API = {
 }
 
 __all__ = sorted(_API) + ["__version__"]
-
-if False:  # pragma: no cover - what type checkers and editors see; importing typing would slow every start
-    from charrnn.errors import CharRNNError
-    from charrnn.runs import TrainOptions, TrainResult, train
-    from charrnn.score import Score
-    from charrnn.training import StepEvent
-    from charrnn.trained import Model, ModelInfo, PerChar, Prediction, load
-
 
 def __getattr__(name: str):
     if name in _API:
