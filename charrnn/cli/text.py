@@ -1,6 +1,7 @@
 """`charrnn sample`, `probs` and `eval`: generating and scoring text."""
 from __future__ import annotations
 
+import math
 import sys
 from typing import List, Optional
 
@@ -10,7 +11,7 @@ import typer
 from charrnn.cli.app import app, closed_pipe_is_fine, emit_json, note, read_arg_text
 from charrnn.display import heat_char, print_heat_legend, probs_table, show_char, stdout_console, surprise_char
 from charrnn.errors import CharRNNError, UsageError
-from charrnn.numerics import safe_log, top_k
+from charrnn.numerics import TINY, top_k
 from charrnn.sample import Decoding, beam_search
 from charrnn.trained import Model, load
 from charrnn.vocab import describe_chars, read_text
@@ -166,7 +167,7 @@ def _write_samples(m: Model, writer: _Text, num_samples: int, novel: bool, optio
         pieces, nats = [], 0.0
         for ch, p, probs in drawn:
             pieces.append(ch)
-            nats -= float(safe_log(p))
+            nats -= math.log(max(p, TINY))  # math, not numpy: this runs once per sampled character
             writer.char(ch, p, probs)
         writer.end("".join(pieces), nats)
         done += 1
