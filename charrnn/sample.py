@@ -184,11 +184,10 @@ def beam_search(
         keep = ~closed
         beam, char, best = beam[keep][:width], char[keep][:width], best[keep][:width]
         done = sorted(done, key=lambda d: -d[0])[:n_best]
-        if len(best) == 0 or (len(done) == n_best and done[-1][0] >= cand[best[0]]) or t == length - 1:
-            seqs, scores = np.concatenate([seqs[beam], char[:, None]], axis=1), cand[best]
-            break
         seqs = np.concatenate([seqs[beam], char[:, None]], axis=1)
         scores = cand[best]
+        if len(best) == 0 or (len(done) == n_best and done[-1][0] >= scores[0]) or t == length - 1:
+            break
         out, state = model.step(params, cfg, char, state[:, beam])
         logp = safe_log(softmax(out))
     if not length:
