@@ -12,6 +12,7 @@ from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Streams
 from charrnn.training import new_checkpoint, train_step
 from charrnn.vocab import Vocab
+from charrnn.workers import WorkerPool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data", "tinyshakespeare.txt")
@@ -49,9 +50,16 @@ def matmul_gflops(B: int, H: int, seconds: float = 0.3) -> float:
 
 
 class CharrnnTrainer:
-    """charrnn's real training step (loss_and_grads, clipping, Adam) on real chunks."""
+    """charrnn's real training step (loss_and_grads, clipping, Adam) on real chunks.
 
-    def __init__(self, vocab: Vocab, ids: np.ndarray, hidden: int, batch: int = 64, seq_len: int = 64, cell: str = "rnn"):
+    With ``workers`` > 0, a WorkerPool of that many single-threaded processes
+    shares each batch, as ``charrnn train --workers N`` does (workers=1 is one
+    single-threaded worker process); 0 runs in this process with its BLAS threads.
+    Call close() when done.
+    """
+
+    def __init__(self, vocab: Vocab, ids: np.ndarray, hidden: int, batch: int = 64, seq_len: int = 64,
+                 cell: str = "rnn", workers: int = 0):
         keep_freed_memory()  # as charrnn.training.train does
         mcfg = ModelConfig(vocab_size=vocab.size, hidden=hidden, cell=cell)
         tcfg = TrainConfig(batch=batch, seq_len=seq_len, optimizer="adam", clip=5.0)
@@ -59,10 +67,19 @@ class CharrnnTrainer:
         self.ck.state = np.zeros((1, batch, self.ck.state.shape[2]), dtype=np.float32)
         self.streams = Streams.of(ids, batch, seq_len)
         self.chars_per_step = batch * seq_len
+        self.pool = WorkerPool(workers, mcfg, batch) if workers > 0 else None
 
     def steps(self, n: int) -> None:
+        grad_fn = self.pool.loss_and_grads if self.pool is not None else None
         for _ in range(n):
-            train_step(self.ck, self.streams, self.ck.train_config.lr)
+            if grad_fn is None:
+                train_step(self.ck, self.streams, self.ck.train_config.lr)
+            else:
+                train_step(self.ck, self.streams, self.ck.train_config.lr, grad_fn)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
 
 
 def timed(fn, n: int) -> float:

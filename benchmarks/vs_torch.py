@@ -21,6 +21,10 @@ which do a whole layer's gate arithmetic in compiled code. nn.RNN and nn.GRU
 take the ordinary per-step path. Pass --no-mkldnn to turn oneDNN off in torch
 and compare with its generic path too.
 
+charrnn runs as ``--workers 1`` (one process, NumPy's BLAS threads) and,
+with ``--workers 1,2``, as a pool of 2 single-threaded worker processes
+(rows "w=2"); torch always uses all the threads.
+
 Windows alternate charrnn, torch, charrnn, torch... so both see the same
 machine load; the medians and their ratio are printed. Sampling steps one
 character at a time for one stream at H=256, temperature 1, each side with
@@ -120,15 +124,19 @@ def alternate(a_fn, b_fn, windows: int) -> tuple[float, float]:
     return statistics.median(ra), statistics.median(rb)
 
 
-def train_pair(vocab, ids, H, cell, windows, window_seconds):
-    ours = CharrnnTrainer(vocab, ids, H, cell=cell)
+def train_pair(vocab, ids, H, cell, windows, window_seconds, workers=1):
+    """charrnn (``--workers`` N: 1 in this process, N > 1 a WorkerPool) against torch, alternating."""
+    ours = CharrnnTrainer(vocab, ids, H, cell=cell, workers=0 if workers == 1 else workers)
     theirs = TorchTrainer(ids, vocab.size, H, cell)
-    ours.steps(3)
-    theirs.steps(3)
-    n_ours = max(2, int(window_seconds / (timed(ours.steps, 3) / 3)))
-    n_theirs = max(2, int(window_seconds / (timed(theirs.steps, 3) / 3)))
-    return alternate(lambda: ours.chars_per_step * n_ours / timed(ours.steps, n_ours),
-                     lambda: theirs.chars_per_step * n_theirs / timed(theirs.steps, n_theirs), windows)
+    try:
+        ours.steps(3)
+        theirs.steps(3)
+        n_ours = max(2, int(window_seconds / (timed(ours.steps, 3) / 3)))
+        n_theirs = max(2, int(window_seconds / (timed(theirs.steps, 3) / 3)))
+        return alternate(lambda: ours.chars_per_step * n_ours / timed(ours.steps, n_ours),
+                         lambda: theirs.chars_per_step * n_theirs / timed(theirs.steps, n_theirs), windows)
+    finally:
+        ours.close()
 
 
 def sample_pair(vocab, ids, H, windows, n=5000):
@@ -154,6 +162,7 @@ def main() -> None:
     ap.add_argument("corpus", nargs="?", default=default_corpus())
     ap.add_argument("--sizes", default="128,256,512")
     ap.add_argument("--cells", default="rnn,lstm,gru", help="comma-separated cells to compare (lstm and gru at H=256 only)")
+    ap.add_argument("--workers", default="1,cores", help="charrnn --workers counts to compare (cores: all of them)")
     ap.add_argument("--windows", type=int, default=5)
     ap.add_argument("--window-seconds", type=float, default=2.0)
     ap.add_argument("--no-mkldnn", action="store_true", help="turn off torch's oneDNN kernels (its fused LSTM)")
@@ -166,13 +175,15 @@ def main() -> None:
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     torch.set_num_threads(threads)
     vocab, ids = load_ids(args.corpus)
+    worker_counts = sorted({threads if w == "cores" else int(w) for w in args.workers.split(",")})
     rows = []
     for cell in args.cells.split(","):
         sizes = [int(h) for h in args.sizes.split(",")] if cell == "rnn" else [256]
         for H in sizes:
-            ours, theirs = train_pair(vocab, ids, H, cell, args.windows, args.window_seconds)
-            rows.append({"what": f"train {cell} H={H}", "charrnn": round(ours), "torch": round(theirs),
-                         "ratio": round(ours / theirs, 2)})
+            for w in worker_counts:
+                ours, theirs = train_pair(vocab, ids, H, cell, args.windows, args.window_seconds, w)
+                rows.append({"what": f"train {cell} H={H}" + (f" w={w}" if w > 1 else ""), "workers": w,
+                             "charrnn": round(ours), "torch": round(theirs), "ratio": round(ours / theirs, 2)})
     ours, theirs = sample_pair(vocab, ids, 256, args.windows)
     rows.append({"what": "sample rnn H=256", "charrnn": round(ours), "torch": round(theirs), "ratio": round(ours / theirs, 2)})
     result = {"torch": torch.__version__, "threads": threads, "mkldnn": torch.backends.mkldnn.enabled, "corpus": os.path.basename(args.corpus), "rows": rows}
@@ -181,9 +192,9 @@ def main() -> None:
         return
     print(f"chars/s, median of {args.windows} alternating windows; torch {torch.__version__}, {threads} threads, "
           f"oneDNN {'on' if result['mkldnn'] else 'off'}, corpus {result['corpus']}, B=64, T=64")
-    print(f"{'':22} {'charrnn':>10} {'torch':>10} {'ratio':>7}")
+    print(f"{'':26} {'charrnn':>10} {'torch':>10} {'ratio':>7}")
     for r in rows:
-        print(f"{r['what']:22} {r['charrnn']:>10,} {r['torch']:>10,} {r['ratio']:>6.2f}x")
+        print(f"{r['what']:26} {r['charrnn']:>10,} {r['torch']:>10,} {r['ratio']:>6.2f}x")
 
 
 if __name__ == "__main__":

@@ -89,13 +89,24 @@ def reset_mask(cfg: ModelConfig, x, dtype):
     return (x != cfg.reset_id).astype(dtype)[:, :, None]
 
 
-def _dropout_mask(rng, shape, p: float, dtype):
-    """Inverted dropout: keep with probability 1-p and scale by 1/(1-p), so eval needs no change."""
-    keep = rng.random(shape, dtype=np.float32) >= p
+def _dropout_mask(rng, shape, p: float, dtype, part=None):
+    """Inverted dropout: keep with probability 1-p and scale by 1/(1-p), so eval needs no change.
+
+    shape is (T, b, H). With ``part`` = (start, stop, B), the chunk holds
+    streams start:stop of a batch of B: the draws are made for all B streams
+    and this part's columns kept, so that the masks do not depend on how a
+    batch is shared between workers.
+    """
+    if part is None:
+        draws = rng.random(shape, dtype=np.float32)
+    else:
+        start, stop, B = part
+        draws = rng.random((shape[0], B, shape[2]), dtype=np.float32)[:, start:stop]
+    keep = draws >= p
     return keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
 
 
-def layers_forward(params, cfg, x, state0, dropout: float = 0.0, rng=None):
+def layers_forward(params, cfg, x, state0, dropout: float = 0.0, rng=None, part=None):
     """Run every layer over a chunk. x (T, B) ids; state0 (L, B, S).
 
     Two exact rewrites make layer 0 fast. The bias is folded into the lookup
@@ -106,7 +117,7 @@ def layers_forward(params, cfg, x, state0, dropout: float = 0.0, rng=None):
 
     With dropout > 0 (training only), each layer's output is multiplied by a
     fresh inverted-dropout mask drawn from ``rng`` before it feeds the next
-    layer or the output projection.
+    layer or the output projection (``part``: see _dropout_mask).
     Returns (top output (T, B, H), state_last (L, B, S), per-layer caches).
     """
     cell = CELLS[cfg.cell]
@@ -131,7 +142,7 @@ def layers_forward(params, cfg, x, state0, dropout: float = 0.0, rng=None):
         hs, state_last[k], cache = cell.forward(params[f"W_aa.{k}"], xp, state0[k], keep)
         mask = None
         if dropout > 0:
-            mask = _dropout_mask(rng, hs.shape, dropout, hs.dtype)
+            mask = _dropout_mask(rng, hs.shape, dropout, hs.dtype, part)
             hs = hs * mask
         caches.append((inp, cache, mask))
         inp = hs
@@ -171,12 +182,14 @@ def _log_softmax_nll(logits, y):
     return nll, e, s
 
 
-def loss_and_grads(params, cfg: ModelConfig, x, y, state0, dropout: float = 0.0, rng=None):
+def loss_and_grads(params, cfg: ModelConfig, x, y, state0, dropout: float = 0.0, rng=None, part=None):
     """Forward and backward over one chunk of truncated BPTT.
 
     x, y (T, B) int ids (y is x shifted by one); state0 (L, B, S) carried in.
     ``dropout`` > 0 applies inverted dropout after every layer, with masks
-    drawn from the Generator ``rng``.
+    drawn from the Generator ``rng``; ``part`` = (start, stop, B) says the
+    chunk is streams start:stop of a batch of B shared between workers, so
+    the masks are that part of the whole batch's (see _dropout_mask).
     Returns (loss, grads, state_last): loss is the mean cross-entropy in
     nats/char over the T*B predictions, grads has the keys of params, and
     state_last (L, B, S) is what the caller carries into the next chunk.
@@ -185,7 +198,7 @@ def loss_and_grads(params, cfg: ModelConfig, x, y, state0, dropout: float = 0.0,
     T, B = x.shape
     H = cfg.hidden
     cell = CELLS[cfg.cell]
-    top, state_last, caches = layers_forward(params, cfg, x, state0, dropout, rng)
+    top, state_last, caches = layers_forward(params, cfg, x, state0, dropout, rng, part)
     h = top.reshape(T * B, H)
     logits = h @ params["W_ya"]  # (N, V)
     logits += params["b_y"]

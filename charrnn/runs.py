@@ -95,6 +95,7 @@ class TrainOptions:
     records: bool = False  # each line is an independent record: the state resets at newlines
     unknown: str = "error"  # with a fixed vocabulary: error, skip or replace:C for new characters
     encoding_errors: str = "strict"  # strict: invalid UTF-8 is an error; replace: U+FFFD
+    workers: int | None = None  # processes sharing each batch (None: $CHARRNN_WORKERS, else the cores, >= 8 streams each)
 
     def given(self, names: Sequence[str]) -> dict:
         """The options among ``names`` that were set (not None)."""
@@ -117,6 +118,7 @@ class Run:
     limits: Limits
     resumed: bool = False
     val_ids: np.ndarray | None = None  # (m,) from --val-file; None: held out of ids
+    workers: int | None = None  # processes sharing each batch (None: the default for the batch)
 
 
 def options_from(kwargs: dict) -> TrainOptions:
@@ -136,6 +138,8 @@ def check_options(opts: TrainOptions, out: str | None) -> float | None:
         raise UsageError(f"--steps must be positive, not {opts.steps}")
     if opts.epochs is not None and not opts.epochs > 0:
         raise UsageError(f"--epochs must be positive, not {opts.epochs}")
+    if opts.workers is not None and (not isinstance(opts.workers, int) or opts.workers < 1):
+        raise UsageError(f"--workers must be a whole number of at least 1, not {opts.workers!r}")
     seconds = None if opts.time is None else parse_duration(str(opts.time))
     ModelConfig(vocab_size=1, **opts.given(MODEL_FIELDS)).check()
     TrainConfig(**opts.train_config()).check()
@@ -235,7 +239,7 @@ def prepare_run(corpus: Sequence[str], out: str | None, opts: TrainOptions,
         steps = ck.step + DEFAULT_STEPS
     _set_schedule(ck, opts, steps, seconds)
     return Run(ck, ids, Limits(steps, opts.epochs, seconds), resumed=opts.resume,
-               val_ids=_val_file_ids(ck, opts, warn))
+               val_ids=_val_file_ids(ck, opts, warn), workers=opts.workers)
 
 
 def _val_file_ids(ck: Checkpoint, opts: TrainOptions, warn) -> np.ndarray | None:
@@ -297,5 +301,5 @@ def train(corpus: str | os.PathLike | Sequence[str | os.PathLike], out: str | os
     run = prepare_run(paths, out, options_from(options), note)
     with stop_on_signals() as should_stop:
         metrics = train_loop(run.ck, run.ids, out, run.limits, _Callbacks(on_step, on_validation, note), should_stop,
-                             run.val_ids)
+                             run.val_ids, run.workers)
     return TrainResult(**metrics.to_dict(), model=Model(run.ck, out))

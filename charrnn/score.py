@@ -23,13 +23,51 @@ def total_nll(params, cfg: ModelConfig, ids: np.ndarray, batch: int = 64, seq_le
     if len(ids) < 2:
         return 0.0, 0
     x, y, mask = padded_streams(ids, batch)
+    return streams_nll(params, cfg, x, y, mask, seq_len), len(ids) - 1
+
+
+def streams_nll(params, cfg: ModelConfig, x, y, mask, seq_len: int = 128) -> float:
+    """Sum of nats over the predictions of padded streams x, y, mask (B, L), each read from a zero state.
+
+    The streams are independent, so any split of the rows between workers
+    sums to the same total (up to float rounding).
+    """
     B, L = x.shape
     state = model.zero_state(cfg, B)
     total = 0.0
     for j in range(0, L, seq_len):
         nll, state = model.chunk_nll(params, cfg, x[:, j : j + seq_len].T, y[:, j : j + seq_len].T, state)
         total += float(nll.sum(where=mask[:, j : j + seq_len].T, dtype=np.float64))
-    return total, len(ids) - 1
+    return total
+
+
+PIECE = 8192  # eval reads a long text as pieces of this many predictions, batched ...
+WARM = 512  # ... each after reading (unscored) up to this many characters before it
+
+
+def scoring_streams(ids: np.ndarray, piece: int = PIECE, warm: int = WARM):
+    """x, y, mask (B, L) for scoring ``ids`` (n,) as independent pieces that agree with one reading.
+
+    Piece i scores predictions [i*piece, (i+1)*piece); every piece but the
+    first starts ``warm`` characters earlier with those predictions masked
+    out, so its state has read the text before it. The streams depend only
+    on the text, so however they are shared between workers the total is
+    the same; against reading the whole text as one stream, the difference
+    is what the state remembers from more than ``warm`` characters back.
+    """
+    n = len(ids) - 1  # predictions
+    starts = list(range(0, n, piece))
+    L = min(n, piece + (warm if len(starts) > 1 else 0))
+    x = np.zeros((len(starts), L), dtype=ids.dtype)
+    y = np.zeros_like(x)
+    mask = np.zeros(x.shape, dtype=bool)
+    for row, s in enumerate(starts):
+        lead = min(warm, s)
+        stop = min(n, s + piece)
+        w = stop - (s - lead)
+        x[row, :w], y[row, :w] = ids[s - lead : stop], ids[s - lead + 1 : stop + 1]
+        mask[row, lead:w] = True
+    return x, y, mask
 
 
 def nats_per_char(params, cfg: ModelConfig, ids: np.ndarray, batch: int = 64) -> float:

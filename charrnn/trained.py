@@ -20,9 +20,10 @@ from charrnn.checkpoint import Checkpoint
 from charrnn.errors import CharRNNError
 from charrnn.numerics import LN2, top_k
 from charrnn.sample import Decoding, Stops, generate_scored
-from charrnn.score import Score, entropy_bits, eval_report, next_char_probs, total_nll
+from charrnn.score import Score, entropy_bits, eval_report, next_char_probs, scoring_streams, streams_nll
 from charrnn.score import per_char as per_char_nats
 from charrnn.vocab import describe_chars
+from charrnn.workers import WorkerPool, default_eval_workers
 
 
 @dataclass
@@ -160,15 +161,26 @@ class Model:
             raise CharRNNError(f"fewer than 2 known characters; nothing to score{skipped}")
         return ids, sum(unknown.values())
 
-    def score(self, text: str) -> Score:
+    def score(self, text: str, workers: int | None = 1) -> Score:
         """nats/char, bits/char and perplexity of ``text``, read from its start with the state carried.
 
-        Characters outside the vocabulary are skipped and counted in ``unknown_chars``.
+        A long text is read as pieces of 8,192 characters, each after the 512
+        before it (charrnn.score.scoring_streams), batched and shared between
+        ``workers`` processes (None: as many as help, see
+        charrnn.workers.default_eval_workers); the figures do not depend on
+        ``workers``. Characters outside the vocabulary are skipped and
+        counted in ``unknown_chars``.
         """
         ids, unknown = self._known_ids(text)
         ck = self.checkpoint
-        total, n = total_nll(ck.params, ck.model_config, ids, batch=1, seq_len=256)
-        return eval_report(total, n, unknown)
+        x, y, mask = scoring_streams(ids)  # (B, L)
+        n = default_eval_workers(len(x), len(ids)) if workers is None else min(workers, len(x))
+        if n > 1:
+            with WorkerPool(n, ck.model_config, n) as pool:
+                total = pool.streams_nll(ck.params, ck.model_config, x, y, mask, seq_len=256)
+        else:
+            total = streams_nll(ck.params, ck.model_config, x, y, mask, seq_len=256)
+        return eval_report(total, len(ids) - 1, unknown)
 
     def per_char(self, text: str) -> PerChar:
         """The cost of every character of ``text`` after the first (unknown characters skipped)."""

@@ -17,8 +17,9 @@ from charrnn.errors import CharRNNError
 from charrnn.limits import Limits
 from charrnn.schedule import lr_at
 from charrnn.numerics import LN2, nats_and_bits
-from charrnn.score import nats_per_char
+from charrnn.score import total_nll
 from charrnn.vocab import Vocab
+from charrnn.workers import WorkerError, WorkerPool, open_pool
 
 HISTORY_EVERY = 10  # train-loss history keeps one mean per this many steps
 
@@ -63,16 +64,18 @@ def auto_eval_every(n_val: int, batch: int, seq_len: int) -> int:
     return max(100, math.ceil(6 * n_val / (batch * seq_len) / 100) * 100)
 
 
-def train_step(ck: Checkpoint, streams: Streams, lr: float) -> tuple[float, float, int]:
+def train_step(ck: Checkpoint, streams: Streams, lr: float, grad_fn=model.loss_and_grads) -> tuple[float, float, int]:
     """One optimizer step on the next chunk; advances the data position and carried state.
 
-    Returns (loss nats/char, gradient norm before clipping, characters
-    trained). If the loss or gradient is not finite, nothing changes and 0
-    characters are returned.
+    ``grad_fn`` computes the loss and gradients of the whole batch, with the
+    signature of :func:`charrnn.model.loss_and_grads` (a WorkerPool's method
+    shares the batch between processes). Returns (loss nats/char, gradient
+    norm before clipping, characters trained). If the loss or gradient is
+    not finite, nothing changes and 0 characters are returned.
     """
     x, y = streams.chunk(ck.pos)  # (T, B)
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported by the caller
-        loss, grads, new_state = model.loss_and_grads(
+        loss, grads, new_state = grad_fn(
             ck.params, ck.model_config, x, y, ck.state, ck.train_config.dropout, ck.rng
         )
         norm = optim.clip_grads(grads, ck.train_config.clip_mode, ck.train_config.clip)
@@ -125,6 +128,7 @@ class RunMetrics:
     stopped_by: str | None  # steps, epochs, time, SIGINT or SIGTERM
     lr: float  # the last learning rate
     checkpoint: str | None  # where the run was saved (None: not saved)
+    workers: int = 1  # processes that shared each batch
 
     def to_dict(self) -> dict:
         """The metrics as JSON-ready values, in field order (what ``train --json`` prints)."""
@@ -134,8 +138,9 @@ class RunMetrics:
 class _Run:
     """One call of :func:`train`: its clock, counters and validation, around the checkpoint."""
 
-    def __init__(self, ck: Checkpoint, out: str | None, val_ids: np.ndarray, rep: Reporter):
-        self.ck, self.out, self.val_ids, self.rep = ck, out, val_ids, rep
+    def __init__(self, ck: Checkpoint, out: str | None, val_ids: np.ndarray, rep: Reporter,
+                 pool: WorkerPool | None = None):
+        self.ck, self.out, self.val_ids, self.rep, self.pool = ck, out, val_ids, rep, pool
         self.t0, self.seconds_before = time.monotonic(), ck.seconds
         self.chars, self.steps, self.window = 0, 0, []  # this run's characters, steps, last 100 losses
         self.last_val, self.val_seconds = None, 0.0
@@ -159,7 +164,9 @@ class _Run:
         if len(self.val_ids) < 2:
             return None
         v0 = time.monotonic()
-        self.last_val = nats_per_char(ck.params, ck.model_config, self.val_ids, batch=64)
+        nll = self.pool.total_nll if self.pool is not None else total_nll
+        total, count = nll(ck.params, ck.model_config, self.val_ids, batch=64)
+        self.last_val = total / count
         self.val_seconds += time.monotonic() - v0
         ck.history["val"].append([ck.step, self.last_val, self.elapsed()])
         train_now = float(np.mean(self.window)) if self.window else float("nan")
@@ -193,7 +200,7 @@ class _Run:
             train_nats=train_nats, train_bits=None if train_nats is None else train_nats / LN2,
             val_nats=self.last_val, val_bits=None if self.last_val is None else self.last_val / LN2,
             best_val_nats=ck.best_val, best_step=ck.best_step, batch=B, seq_len=T,
-            stopped_by=stopped, lr=lr, checkpoint=self.out)
+            stopped_by=stopped, lr=lr, checkpoint=self.out, workers=1 if self.pool is None else self.pool.n)
 
 
 def _streams_for(ck: Checkpoint, train_ids: np.ndarray, rep: Reporter) -> Streams:
@@ -229,8 +236,12 @@ def train(
     reporter: Reporter | None = None,
     should_stop: Callable[[], str | None] = lambda: None,
     val_ids: np.ndarray | None = None,
+    workers: int | None = None,
 ) -> RunMetrics:
     """Train ``ck`` in place on the id array ``ids`` (n,), saving to ``out`` (None: never save).
+
+    ``workers`` processes share each batch (None: :func:`charrnn.workers.default_workers`;
+    1: this process alone). The result does not depend on it beyond float rounding.
 
     Validation scores ``val_ids`` if given (all of ``ids`` is then trained
     on); otherwise ``ck.train_config.val_frac`` of ids is held out, as
@@ -255,12 +266,17 @@ def train(
     if limits.epochs is not None:
         by_epochs = math.ceil(limits.epochs * spe)
         total = by_epochs if total is None else min(total, by_epochs)
+    pool = open_pool(workers, ck.model_config, streams.batch)
     rep.start(total, ck.step)
-    run, lr, stopped = _Run(ck, out, val_ids, rep), lr_at(ck.step + 1, tcfg, 0.0), None
+    run, lr, stopped = _Run(ck, out, val_ids, rep, pool), lr_at(ck.step + 1, tcfg, 0.0), None
+    grad_fn = model.loss_and_grads if pool is None else pool.loss_and_grads
     try:
         while not (stopped := _stop_reason(ck, limits, spe, run, should_stop)):
             lr = lr_at(ck.step + 1, tcfg, run.clock())
-            loss, norm, n_chars = train_step(ck, streams, lr)
+            try:
+                loss, norm, n_chars = train_step(ck, streams, lr, grad_fn)
+            except WorkerError as exc:
+                raise WorkerError(f"{exc}; {_keep_last_good(ck, out)}") from None
             if not n_chars:
                 raise _diverged(ck, out, loss, norm, lr)
             event = run.record(loss, norm, n_chars, lr)
@@ -276,20 +292,24 @@ def train(
         run.elapsed()
         run.save()
     finally:
+        if pool is not None:
+            pool.close()
         rep.close()
     return run.metrics(eval_every, streams.batch, streams.seq_len, stopped, lr)
 
 
-def _diverged(ck: Checkpoint, out: str | None, loss: float, norm: float, lr: float) -> CharRNNError:
-    """Save the state if it is still finite, and say what happened and what to try."""
-    what = f"loss is {loss}" if not math.isfinite(loss) else f"gradient norm is {norm}"
+def _keep_last_good(ck: Checkpoint, out: str | None) -> str:
+    """Save the state if it is still finite (the failed step changed nothing); says what was kept."""
     if out is None:
-        kept = "nothing was saved (no checkpoint path)"
-    elif all(np.isfinite(p).all() for p in ck.params.values()):
-        save(ck, out)  # the update has not happened: these weights are the last good ones
-        kept = f"saved the last good state (step {ck.step}) to {out}"
-    else:
-        kept = f"the last good checkpoint on disk is left as it was ({out})"
-    return CharRNNError(
-        f"training diverged at step {ck.step + 1} ({what}); {kept}; try a lower --lr (now {lr:g}) or --clip 5"
-    )
+        return "nothing was saved (no checkpoint path)"
+    if all(np.isfinite(p).all() for p in ck.params.values()):
+        save(ck, out)
+        return f"saved the last good state (step {ck.step}) to {out}"
+    return f"the last good checkpoint on disk is left as it was ({out})"
+
+
+def _diverged(ck: Checkpoint, out: str | None, loss: float, norm: float, lr: float) -> CharRNNError:
+    """Save what can be saved, and say what happened and what to try."""
+    what = f"loss is {loss}" if not math.isfinite(loss) else f"gradient norm is {norm}"
+    return CharRNNError(f"training diverged at step {ck.step + 1} ({what}); {_keep_last_good(ck, out)}; "
+                        f"try a lower --lr (now {lr:g}) or --clip 5")

@@ -225,6 +225,7 @@ def eval_(
     per_char: bool = typer.Option(False, "--per-char", help="TSV per character: index, char, nats, bits, p_top."),
     color: bool = typer.Option(False, "--color", help="With --per-char: the text shaded by surprisal instead."),
     json_output: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
+    workers: Optional[int] = typer.Option(None, min=1, help="Processes sharing a long text's pieces; the figures do not change. (default: the cores, for texts of 100,000 characters and more)", show_default=False),
 ):
     """Score a text under the model: nats/char, bits/char and perplexity.
 
@@ -248,7 +249,7 @@ def eval_(
     m = load(model_path or "model.npz")
     text = read_text(file)
     try:
-        result = m.per_char(text) if per_char else m.score(text)
+        result = m.per_char(text) if per_char else m.score(text, workers)
     except CharRNNError as e:
         raise CharRNNError(f"{'stdin' if file == '-' else file}: {e}") from None
     unknown = m.checkpoint.vocab.unknown(text)

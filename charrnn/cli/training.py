@@ -77,6 +77,7 @@ def train(
     records: bool = typer.Option(False, "--records", help="Each line is an independent record: the state resets at newlines."),
     init_from: Optional[str] = typer.Option(None, "--init-from", help="Fine-tune: start from this checkpoint's weights and vocabulary."),
     unknown: str = typer.Option("error", help="With a fixed vocabulary (--init-from, --resume): error, skip or replace:C for new characters."),
+    workers: Optional[int] = typer.Option(None, min=1, help="Processes sharing each batch. (default $CHARRNN_WORKERS, else the available cores, keeping >= 8 streams each)", show_default=False),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar or notes on stderr."),
     json_output: bool = typer.Option(False, "--json", help="Print the final metrics as one JSON object on stdout."),
 ):
@@ -103,7 +104,7 @@ def train(
              f"vocabulary {ck.vocab.size}, {model.num_params(ck.params):,} parameters"
              + (f", resuming at step {ck.step}" if run.resumed else ""))
     with stop_on_signals() as should_stop:
-        metrics = train_loop(ck, run.ids, out, run.limits, reporter, should_stop, run.val_ids)
+        metrics = train_loop(ck, run.ids, out, run.limits, reporter, should_stop, run.val_ids, run.workers)
     if not quiet:
         _report(metrics, ck, out)
     if json_output:
