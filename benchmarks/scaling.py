@@ -8,19 +8,22 @@ Three measurements, each in one run so that they see the same machine:
    process, NumPy's BLAS threads) and ``--workers 2..cores`` (a WorkerPool of
    single-threaded processes), B=64, T=64, in alternating windows; medians and
    the ratio to --workers 1.
-2. contention: two ``charrnn train`` commands started together, each with its
+2. contention: two ``charrnn train --time 15s`` commands started together, each with its
    default workers, against one such command alone (chars/s as --json
    reports them); and the same with ``--workers 1``, which is how every run
    trained before workers existed.
 3. per worker: one single-threaded worker at B/N streams for N = 1, 2, 4, 8.
    N times that rate is what N cores could reach if nothing else limited
    them; the parent's update and memory bandwidth take some of it.
+4. with --mpi: ``mpiexec -n cores charrnn train`` against ``--workers cores``;
+   on one machine that shows only what MPI costs over shared memory.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -72,16 +75,16 @@ def per_worker_rows(vocab, ids, cell: str, H: int, windows: int, seconds: float)
     return rows
 
 
-def _train_cmd(corpus: str, out: str, steps: int, workers: int | None) -> list[str]:
+def _train_cmd(corpus: str, out: str, seconds: float, workers: int | None) -> list[str]:
     cmd = [sys.executable, "-m", "charrnn", "train", corpus, "-o", out, "--force", "--json", "-q",
-           "--steps", str(steps), "--val-frac", "0", "--hidden", "384"]
+           "--time", f"{seconds:g}s", "--constant-lr", "--val-frac", "0", "--hidden", "384"]
     return cmd + (["--workers", str(workers)] if workers else [])
 
 
-def concurrent(corpus: str, steps: int, k: int, workers: int | None) -> list[float]:
+def concurrent(corpus: str, seconds: float, k: int, workers: int | None) -> list[float]:
     """chars/s of each of ``k`` default runs started together."""
     with tempfile.TemporaryDirectory() as d:
-        procs = [subprocess.Popen(_train_cmd(corpus, os.path.join(d, f"m{i}.npz"), steps, workers),
+        procs = [subprocess.Popen(_train_cmd(corpus, os.path.join(d, f"m{i}.npz"), seconds, workers),
                                   stdout=subprocess.PIPE, text=True) for i in range(k)]
         outs = [p.communicate()[0] for p in procs]
     if any(p.returncode for p in procs):
@@ -89,17 +92,37 @@ def concurrent(corpus: str, steps: int, k: int, workers: int | None) -> list[flo
     return [json.loads(o)["chars_per_sec"] for o in outs]
 
 
-def contention_rows(corpus: str, steps: int, repeats: int) -> list[dict]:
+def contention_rows(corpus: str, seconds: float, repeats: int) -> list[dict]:
     rows = []
     for label, workers in (("default workers", None), ("--workers 1", 1)):
         solo, pair = [], []
         for _ in range(repeats):
-            solo += concurrent(corpus, steps, 1, workers)
-            pair += concurrent(corpus, steps, 2, workers)
+            solo += concurrent(corpus, seconds, 1, workers)
+            pair += concurrent(corpus, seconds, 2, workers)
         s, p = statistics.median(solo), statistics.median(pair)
         rows.append({"runs": label, "solo_chars_per_sec": round(s), "each_of_two": round(p),
                      "each_keeps": round(p / s, 3)})
     return rows
+
+
+def mpi_rows(corpus: str, seconds: float, repeats: int) -> list[dict]:
+    """``mpiexec -n cores charrnn train`` against ``charrnn train --workers cores`` (one machine: the overhead)."""
+    mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+    if mpiexec is None:
+        return []
+    n = available_cores()
+    rates = {"mpi": [], "workers": []}
+    with tempfile.TemporaryDirectory() as d:
+        for _ in range(repeats):
+            for how in rates:
+                cmd = _train_cmd(corpus, os.path.join(d, "m.npz"), seconds, n if how == "workers" else None)
+                if how == "mpi":
+                    cmd = [mpiexec, "-n", str(n)] + cmd + ["--workers", "1"]
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+                rates[how].append(json.loads(out)["chars_per_sec"])
+    m, w = statistics.median(rates["mpi"]), statistics.median(rates["workers"])
+    return [{"ranks_or_workers": n, "mpi_chars_per_sec": round(m), "workers_chars_per_sec": round(w),
+             "mpi_vs_workers": round(m / w, 3)}]
 
 
 def main() -> None:
@@ -108,8 +131,9 @@ def main() -> None:
     ap.add_argument("--cells", default="gru:384,gru:256,rnn:256,lstm:256", help="cell:hidden pairs")
     ap.add_argument("--windows", type=int, default=5)
     ap.add_argument("--window-seconds", type=float, default=2.0)
-    ap.add_argument("--contention-steps", type=int, default=60, help="steps of each concurrent run (0: skip)")
+    ap.add_argument("--contention-seconds", type=float, default=15.0, help="--time of each concurrent run (0: skip)")
     ap.add_argument("--repeats", type=int, default=2, help="repeats of each contention case")
+    ap.add_argument("--mpi", action="store_true", help="also mpiexec -n cores against --workers cores")
     ap.add_argument("--json", dest="json_output", action="store_true")
     args = ap.parse_args()
     vocab, ids = load_ids(args.corpus)
@@ -120,8 +144,10 @@ def main() -> None:
     for cell, H in pairs:
         result["workers"] += workers_rows(vocab, ids, cell, H, cores, args.windows, args.window_seconds)
     result["per_worker"] = per_worker_rows(vocab, ids, *pairs[0], args.windows, args.window_seconds)
-    if args.contention_steps:
-        result["contention"] = contention_rows(args.corpus, args.contention_steps, args.repeats)
+    if args.contention_seconds:
+        result["contention"] = contention_rows(args.corpus, args.contention_seconds, args.repeats)
+    if args.mpi:
+        result["mpi"] = mpi_rows(args.corpus, args.contention_seconds or 15.0, args.repeats)
     if args.json_output:
         print(json.dumps(result, indent=2))
         return
@@ -134,10 +160,15 @@ def main() -> None:
     for r in result["per_worker"]:
         print(f"{r['n']:>3} {r['batch']:>4} {r['chars_per_sec']:>9,} {r['n_times_rate']:>9,}")
     if result["contention"]:
-        print(f"\ntwo gru-384 runs at once against one alone ({args.contention_steps} steps, median of {args.repeats}):")
+        print(f"\ntwo gru-384 runs at once against one alone (--time {args.contention_seconds:g}s each, "
+              f"median of {args.repeats}):")
         for r in result["contention"]:
             print(f"{r['runs']:16} alone {r['solo_chars_per_sec']:>7,}  each of two {r['each_of_two']:>7,}  "
                   f"each keeps {r['each_keeps']:.0%}")
+    for r in result.get("mpi", []):
+        print(f"\nmpiexec -n {r['ranks_or_workers']}: {r['mpi_chars_per_sec']:,} chars/s against "
+              f"--workers {r['ranks_or_workers']}: {r['workers_chars_per_sec']:,} ({r['mpi_vs_workers']:.2f}x; "
+              f"one machine, so this is MPI's overhead, not its gain)")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ _API = {
     "train": "charrnn.runs",
     "TrainOptions": "charrnn.runs",
     "TrainResult": "charrnn.runs",
-    "StepEvent": "charrnn.training",
+    "StepEvent": "charrnn.events",
     "CharRNNError": "charrnn.errors",
 }
 

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from charrnn import checkpoint
+from charrnn import checkpoint, mpi
 from charrnn.checkpoint import Checkpoint
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import record_hashes
@@ -242,6 +242,17 @@ def prepare_run(corpus: Sequence[str], out: str | None, opts: TrainOptions,
                val_ids=_val_file_ids(ck, opts, warn), workers=opts.workers)
 
 
+def start_run(corpus: Sequence[str], out: str | None, opts: TrainOptions,
+              warn: Callable[[str], None] = lambda m: None):
+    """(run, team): :func:`prepare_run` here; under an MPI launcher, on rank 0 for every rank of ``team``."""
+    team = mpi.join()
+    if team is None:
+        return prepare_run(corpus, out, opts, warn), None
+    if opts.workers not in (None, 1):
+        raise UsageError("under MPI each rank is one worker: drop --workers, start one rank per core (mpiexec -n N)")
+    return team.broadcast_run(lambda: prepare_run(corpus, out, opts, warn)), team
+
+
 def _val_file_ids(ck: Checkpoint, opts: TrainOptions, warn) -> np.ndarray | None:
     """The --val-file texts as ids (None if there are none); unknown characters follow --unknown."""
     if not ck.train_config.val_files:
@@ -298,8 +309,10 @@ def train(corpus: str | os.PathLike | Sequence[str | os.PathLike], out: str | os
     paths = [os.fspath(corpus)] if isinstance(corpus, (str, os.PathLike)) else [os.fspath(c) for c in corpus]
     out = None if out is None else os.fspath(out)
     note = on_note or (lambda m: None)
-    run = prepare_run(paths, out, options_from(options), note)
+    run, team = start_run(paths, out, options_from(options), note)
+    root = team is None or team.is_root
+    callbacks = _Callbacks(on_step, on_validation, note) if root else None
     with stop_on_signals() as should_stop:
-        metrics = train_loop(run.ck, run.ids, out, run.limits, _Callbacks(on_step, on_validation, note), should_stop,
-                             run.val_ids, run.workers)
+        metrics = train_loop(run.ck, run.ids, out if root else None, run.limits, callbacks, should_stop,
+                             run.val_ids, run.workers, team)
     return TrainResult(**metrics.to_dict(), model=Model(run.ck, out))

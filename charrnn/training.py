@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, fields
 from typing import Callable
 
 import numpy as np
@@ -14,6 +13,7 @@ from charrnn.checkpoint import Checkpoint, save
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Streams, fit_shape, split
 from charrnn.errors import CharRNNError
+from charrnn.events import RunMetrics, StepEvent
 from charrnn.limits import Limits
 from charrnn.schedule import lr_at
 from charrnn.numerics import LN2, nats_and_bits
@@ -92,55 +92,13 @@ def train_step(ck: Checkpoint, streams: Streams, lr: float, grad_fn=model.loss_a
     return loss, norm, x.size
 
 
-@dataclass
-class StepEvent:
-    """What one optimizer step reports (the --log record has exactly these fields)."""
-
-    step: int  # the model's total step count after this step
-    seconds: float  # training seconds over all runs
-    chars_seen: int  # training characters over all runs
-    lr: float  # learning rate of this step
-    train_nats: float  # this step's training loss, nats/char
-    val_nats: float | None  # validation loss if this step validated, else None
-    grad_norm: float  # global gradient norm before clipping
-    chars_per_sec: float  # this run's mean training throughput
-
-
-@dataclass
-class RunMetrics:
-    """The figures of a finished run; losses in nats/char and bits/char."""
-
-    steps: int  # the model's total step count
-    run_steps: int  # steps taken in this run
-    chars_seen: int  # training characters over all runs
-    seconds: float  # wall-clock seconds of this run
-    chars_per_sec: float  # this run's training throughput
-    val_seconds: float  # of ``seconds``, spent validating
-    eval_every: int  # steps between validation passes
-    train_nats: float | None  # mean training loss over the last 100 steps
-    train_bits: float | None
-    val_nats: float | None  # the last validation loss (None: no validation split)
-    val_bits: float | None
-    best_val_nats: float | None  # the best validation loss over all runs ...
-    best_step: int | None  # ... and the step it was measured at
-    batch: int  # B actually used (shrunk for a short text)
-    seq_len: int  # T actually used
-    stopped_by: str | None  # steps, epochs, time, SIGINT or SIGTERM
-    lr: float  # the last learning rate
-    checkpoint: str | None  # where the run was saved (None: not saved)
-    workers: int = 1  # processes that shared each batch
-
-    def to_dict(self) -> dict:
-        """The metrics as JSON-ready values, in field order (what ``train --json`` prints)."""
-        return {f.name: getattr(self, f.name) for f in fields(RunMetrics)}
-
-
 class _Run:
     """One call of :func:`train`: its clock, counters and validation, around the checkpoint."""
 
-    def __init__(self, ck: Checkpoint, out: str | None, val_ids: np.ndarray, rep: Reporter,
-                 pool: WorkerPool | None = None):
-        self.ck, self.out, self.val_ids, self.rep, self.pool = ck, out, val_ids, rep, pool
+    def __init__(self, ck: Checkpoint, out: str | None, val_ids: np.ndarray, rep: Reporter, gang=None):
+        """``gang``: the WorkerPool or MpiTeam sharing the batch, if any."""
+        self.ck, self.out, self.val_ids, self.rep = ck, out, val_ids, rep
+        self.nll, self.workers = (gang.total_nll, gang.size) if gang else (total_nll, 1)
         self.t0, self.seconds_before = time.monotonic(), ck.seconds
         self.chars, self.steps, self.window = 0, 0, []  # this run's characters, steps, last 100 losses
         self.last_val, self.val_seconds = None, 0.0
@@ -164,8 +122,7 @@ class _Run:
         if len(self.val_ids) < 2:
             return None
         v0 = time.monotonic()
-        nll = self.pool.total_nll if self.pool is not None else total_nll
-        total, count = nll(ck.params, ck.model_config, self.val_ids, batch=64)
+        total, count = self.nll(ck.params, ck.model_config, self.val_ids, batch=64)
         self.last_val = total / count
         self.val_seconds += time.monotonic() - v0
         ck.history["val"].append([ck.step, self.last_val, self.elapsed()])
@@ -200,7 +157,7 @@ class _Run:
             train_nats=train_nats, train_bits=None if train_nats is None else train_nats / LN2,
             val_nats=self.last_val, val_bits=None if self.last_val is None else self.last_val / LN2,
             best_val_nats=ck.best_val, best_step=ck.best_step, batch=B, seq_len=T,
-            stopped_by=stopped, lr=lr, checkpoint=self.out, workers=1 if self.pool is None else self.pool.n)
+            stopped_by=stopped, lr=lr, checkpoint=self.out, workers=self.workers)
 
 
 def _streams_for(ck: Checkpoint, train_ids: np.ndarray, rep: Reporter) -> Streams:
@@ -218,12 +175,22 @@ def _streams_for(ck: Checkpoint, train_ids: np.ndarray, rep: Reporter) -> Stream
     return streams
 
 
-def _stop_reason(ck: Checkpoint, limits: Limits, spe: int, run: _Run, should_stop) -> str | None:
+def _streams_and_val(ck: Checkpoint, ids: np.ndarray, val_ids: np.ndarray | None, rep: Reporter):
+    """(training streams, validation ids): ``val_ids`` if given, else held out of ``ids`` as the config says."""
+    tcfg = ck.train_config
+    if val_ids is None:
+        ids, val_ids = split(ids, tcfg.val_frac, tcfg.val_from, ck.model_config.reset_id)
+    if tcfg.val_frac > 0 and len(val_ids) == 0:
+        rep.note("note: the text is too short to hold out a validation split; validating on nothing")
+    return _streams_for(ck, ids, rep), val_ids
+
+
+def _stop_reason(ck: Checkpoint, limits: Limits, spe: int, now: float, should_stop) -> str | None:
     if limits.steps is not None and ck.step >= limits.steps:
         return "steps"
     if limits.epochs is not None and ck.epoch + ck.pos / spe >= limits.epochs:
         return "epochs"
-    if limits.seconds is not None and run.clock() >= limits.seconds:
+    if limits.seconds is not None and now >= limits.seconds:
         return "time"
     return should_stop()
 
@@ -237,11 +204,13 @@ def train(
     should_stop: Callable[[], str | None] = lambda: None,
     val_ids: np.ndarray | None = None,
     workers: int | None = None,
+    team=None,
 ) -> RunMetrics:
     """Train ``ck`` in place on the id array ``ids`` (n,), saving to ``out`` (None: never save).
 
-    ``workers`` processes share each batch (None: :func:`charrnn.workers.default_workers`;
-    1: this process alone). The result does not depend on it beyond float rounding.
+    ``workers`` processes share each batch (None: charrnn.workers.default_workers;
+    1: this process alone); the result does not depend on it beyond float rounding.
+    ``team`` (a charrnn.mpi.MpiTeam) shares it between MPI ranks instead; rank 0 decides when to stop.
 
     Validation scores ``val_ids`` if given (all of ``ids`` is then trained
     on); otherwise ``ck.train_config.val_frac`` of ids is held out, as
@@ -253,26 +222,27 @@ def train(
     rep = reporter or Reporter()
     keep_freed_memory()
     tcfg = ck.train_config
-    if val_ids is None:
-        train_ids, val_ids = split(ids, tcfg.val_frac, tcfg.val_from, ck.model_config.reset_id)
-    else:
-        train_ids = ids
-    if tcfg.val_frac > 0 and len(val_ids) == 0:
-        rep.note("note: the text is too short to hold out a validation split; validating on nothing")
-    streams = _streams_for(ck, train_ids, rep)
+    streams, val_ids = _streams_and_val(ck, ids, val_ids, rep)
     spe = streams.steps_per_epoch
     eval_every = tcfg.eval_every or auto_eval_every(len(val_ids), streams.batch, streams.seq_len)
     total = limits.steps
     if limits.epochs is not None:
         by_epochs = math.ceil(limits.epochs * spe)
         total = by_epochs if total is None else min(total, by_epochs)
-    pool = open_pool(workers, ck.model_config, streams.batch)
+    pool = open_pool(workers, ck.model_config, streams.batch) if team is None else None
+    gang = team or pool  # whoever shares the batch, if anyone
     rep.start(total, ck.step)
-    run, lr, stopped = _Run(ck, out, val_ids, rep, pool), lr_at(ck.step + 1, tcfg, 0.0), None
-    grad_fn = model.loss_and_grads if pool is None else pool.loss_and_grads
+    run = _Run(ck, out, val_ids, rep, gang)
+    grad_fn, lr, stopped = gang.loss_and_grads if gang else model.loss_and_grads, lr_at(ck.step + 1, tcfg, 0.0), None
     try:
-        while not (stopped := _stop_reason(ck, limits, spe, run, should_stop)):
-            lr = lr_at(ck.step + 1, tcfg, run.clock())
+        while True:
+            now = run.clock()
+            stopped = _stop_reason(ck, limits, spe, now, should_stop)
+            if team is not None:
+                stopped, now = team.share((stopped, now))  # rank 0 decides for every rank
+            if stopped:
+                break
+            lr = lr_at(ck.step + 1, tcfg, now)
             try:
                 loss, norm, n_chars = train_step(ck, streams, lr, grad_fn)
             except WorkerError as exc:

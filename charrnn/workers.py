@@ -98,7 +98,8 @@ class WorkerPool:
     """
 
     def __init__(self, n: int, cfg: ModelConfig, batch: int):
-        self.n, self.cfg, self.batch = n, cfg, batch
+        self.n = self.size = n  # processes (``size``, as an MpiTeam's)
+        self.cfg, self.batch = cfg, batch
         self.parts = shares(batch, n)
         self.params_layout = Layout(model.param_shapes(cfg))
         self.slot_layout = Layout.contribution(cfg, batch)

@@ -5,8 +5,12 @@
     text.py        sample, probs, eval
     inspection.py  info, plot, gradcheck, gradients
 """
-from charrnn.cli import inspection, text, training  # noqa: F401  (each registers its commands on the app)
-from charrnn.cli.app import app
+from charrnn.launcher import quiet_blas_threads
+
+quiet_blas_threads()  # under mpiexec, one BLAS thread per rank: before any command module loads NumPy
+
+from charrnn.cli import inspection, text, training  # noqa: E402,F401  (each registers its commands on the app)
+from charrnn.cli.app import app  # noqa: E402
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ try:  # newer typer releases vendor click; theirs are the exceptions raised
 except ImportError:  # pragma: no cover - older typer on the real click
     from click import exceptions as click_errors
 
-from charrnn import __version__
+from charrnn import __version__, mpi
 from charrnn.errors import CharRNNError
 from charrnn.vocab import read_text
 
@@ -53,8 +53,18 @@ class _Group(TyperGroup):
 
 
 def fail(message: str, code: int):
-    """Print ``charrnn: error: MESSAGE`` as one stderr line and exit with ``code``."""
-    print(f"charrnn: error: {message}", file=sys.stderr)
+    """Print ``charrnn: error: MESSAGE`` as one stderr line and exit with ``code``.
+
+    Under MPI, only rank 0 says it (the other ranks fail the same way), unless
+    the failure is this rank's own (a bug, memory); then the whole job ends.
+    """
+    team = mpi.current()
+    if team is None or team.is_root or message.startswith(("internal error", "out of memory")):
+        where = "" if team is None or team.is_root else f"rank {team.rank}: "
+        print(f"charrnn: error: {where}{message}", file=sys.stderr)
+    if team is not None:
+        sys.stderr.flush()
+        team.abort(code)
     sys.exit(code)
 
 

@@ -14,7 +14,7 @@ from charrnn.config import ModelConfig, TrainConfig
 from charrnn.display import SAMPLE_AT_VALIDATION, ProgressReporter, loss_plot, stderr_console, summary_table
 from charrnn.metrics_log import MetricsLog
 from charrnn.numerics import nats_and_bits
-from charrnn.runs import DEFAULT_STEPS, TrainOptions, prepare_run
+from charrnn.runs import DEFAULT_STEPS, TrainOptions, start_run
 from charrnn.limits import stop_on_signals
 from charrnn.training import best_path
 from charrnn.training import train as train_loop
@@ -94,7 +94,9 @@ def train(
       cat corpora/home.txt | charrnn train - --steps 100 -o piped.npz --force
     """  # the options are passed on by name: TrainOptions (charrnn/runs.py) says what each does
     given = {k: v.value if isinstance(v, Enum) else v for k, v in locals().items() if k in OPTION_NAMES}
-    run = prepare_run(corpus, out, TrainOptions(**given, time=time_limit), warn=note if not quiet else (lambda m: None))
+    run, team = start_run(corpus, out, TrainOptions(**given, time=time_limit), note if not quiet else (lambda m: None))
+    root = team is None or team.is_root  # under MPI only rank 0 speaks and saves
+    quiet = quiet or not root
     if sample_every is None:  # live samples by default only where someone watches
         sample_every = 0 if quiet or not sys.stderr.isatty() else SAMPLE_AT_VALIDATION
     reporter = ProgressReporter(quiet, sample_every, sample_length, MetricsLog(log, log_every) if log else None)
@@ -104,10 +106,11 @@ def train(
              f"vocabulary {ck.vocab.size}, {model.num_params(ck.params):,} parameters"
              + (f", resuming at step {ck.step}" if run.resumed else ""))
     with stop_on_signals() as should_stop:
-        metrics = train_loop(ck, run.ids, out, run.limits, reporter, should_stop, run.val_ids, run.workers)
+        metrics = train_loop(ck, run.ids, out if root else None, run.limits, reporter, should_stop, run.val_ids,
+                             run.workers, team)
     if not quiet:
         _report(metrics, ck, out)
-    if json_output:
+    if json_output and root:
         emit_json(metrics.to_dict())
     if metrics.stopped_by in EXIT_SIGNAL:
         raise typer.Exit(EXIT_SIGNAL[metrics.stopped_by])

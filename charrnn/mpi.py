@@ -1,0 +1,122 @@
+"""Training past one machine: MPI ranks share each batch, summing with one Allreduce.
+
+``mpiexec -n N charrnn train ...`` starts N copies of the same command. Each
+rank is one single-threaded worker (no local --workers): start one rank per
+core. Rank 0 reads the corpus (and, with --resume, the checkpoint), builds
+the run and broadcasts it, so every rank has the same vocabulary, weights,
+data position and random state, and the other ranks need no copy of the
+files. Each step, every rank computes the contribution of its share of the
+streams into the flat buffer of charrnn.shards (the one the shared-memory
+workers sum) and one ``Allreduce`` sums it; every rank then applies the same
+clipping and optimizer update, so the ranks' weights stay identical.
+Rank 0 decides when to stop (its clock, its signals) and tells the others
+each step; only rank 0 writes checkpoints, logs and progress.
+
+MPI is detected from the launcher's environment only, so a plain
+``charrnn train`` never imports mpi4py. Any failure under MPI ends the whole
+job (MPI_Abort) rather than leaving ranks waiting on a collective.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from charrnn.config import ModelConfig
+from charrnn.data import padded_streams
+from charrnn.errors import CharRNNError
+from charrnn.launcher import launched_by_mpi
+from charrnn.score import streams_nll
+from charrnn.shards import Layout, contribute, shares, summed
+
+INSTALL_HINT = "pip install 'charrnn[mpi]' (mpi4py and an MPI library)"
+_current: "MpiTeam | None" = None
+
+
+def current() -> "MpiTeam | None":
+    """The team this process trains in, once one was joined; None otherwise."""
+    return _current
+
+
+def join() -> "MpiTeam | None":
+    """The MPI team of this process if an MPI launcher started it (importing mpi4py), else None."""
+    global _current
+    if _current is None and launched_by_mpi():
+        _current = MpiTeam()
+    return _current
+
+
+class MpiTeam:
+    """This rank's view of the job: its rank, the size, and the collective operations training needs."""
+
+    def __init__(self):
+        try:
+            from mpi4py import MPI
+        except ImportError:
+            raise CharRNNError(f"this run was started by an MPI launcher, but mpi4py is not installed: {INSTALL_HINT}") \
+                from None
+        self.MPI, self.comm = MPI, MPI.COMM_WORLD
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self._layouts = {}
+        self.all_failing = False  # set when every rank knows the job is failing (no abort needed)
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+    def share(self, value):
+        """Rank 0's ``value``, on every rank (a broadcast; other ranks' values are ignored)."""
+        return self.comm.bcast(value if self.is_root else None, root=0)
+
+    def loss_and_grads(self, params, cfg: ModelConfig, x, y, state0, dropout: float = 0.0, rng=None):
+        """:func:`charrnn.model.loss_and_grads` over the whole batch, shared between the ranks.
+
+        Every rank passes the same x, y (T, B), state0 (L, B, S) and rng; each
+        computes its own streams and one Allreduce sums the contributions.
+        """
+        B = x.shape[1]
+        if B < self.size:
+            raise CharRNNError(f"{self.size} MPI ranks need at least {self.size} streams; the batch has {B}")
+        key = (repr(cfg), B)
+        layout = self._layouts.get(key) or self._layouts.setdefault(key, Layout.contribution(cfg, B))
+        start, stop = shares(B, self.size)[self.rank]
+        flat = np.empty(layout.size, dtype=cfg.dtype)
+        contribute(params, cfg, x[:, start:stop], y[:, start:stop], state0[:, start:stop], (start, stop, B),
+                   layout.views(flat), dropout, rng)
+        self.comm.Allreduce(self.MPI.IN_PLACE, flat, op=self.MPI.SUM)
+        return summed(layout.views(flat), params)
+
+    def total_nll(self, params, cfg: ModelConfig, ids: np.ndarray, batch: int = 64, seq_len: int = 128):
+        """:func:`charrnn.score.total_nll` with the streams shared between the ranks: (nats, count)."""
+        if len(ids) < 2:
+            return 0.0, 0
+        x, y, mask = padded_streams(ids, batch)
+        parts = shares(len(x), min(self.size, len(x)))
+        mine = 0.0
+        if self.rank < len(parts):
+            start, stop = parts[self.rank]
+            mine = streams_nll(params, cfg, x[start:stop], y[start:stop], mask[start:stop], seq_len)
+        return float(self.comm.allreduce(mine, op=self.MPI.SUM)), len(ids) - 1
+
+    def broadcast_run(self, make_run):
+        """Rank 0 calls ``make_run()`` (reading files); every rank returns the same run.
+
+        If rank 0 fails (bad input), every rank learns it: rank 0 raises its
+        error and the others exit with code 1 and say nothing.
+        """
+        if not self.is_root:
+            run = self.share(None)
+            if run is None:
+                self.all_failing = True
+                raise SystemExit(1)
+            return run
+        try:
+            run = make_run()
+        except BaseException:
+            self.all_failing = True
+            self.share(None)
+            raise
+        return self.share(run)
+
+    def abort(self, code: int) -> None:
+        """End every rank of the job now (when only some ranks fail, the others would wait forever)."""
+        if self.size > 1 and not self.all_failing:
+            self.comm.Abort(code)

@@ -1,0 +1,144 @@
+"""Training under mpiexec: the same model as local workers, portable checkpoints, clean failures."""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from charrnn import checkpoint
+from charrnn.launcher import launched_by_mpi
+
+from conftest import CORPORA, one_line_error, run_cmd
+
+PANTRY = CORPORA / "pantry.txt"
+MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+try:
+    import mpi4py  # noqa: F401
+
+    HAVE_MPI = MPIEXEC is not None
+except ImportError:
+    HAVE_MPI = False
+needs_mpi = pytest.mark.skipif(not HAVE_MPI, reason="mpi4py and mpiexec are not installed (pip install '.[mpi]')")
+OPTS = ["--hidden", "24", "--batch", "16", "--seq-len", "16", "--cell", "gru", "--dropout", "0.2", "--seed", "5"]
+
+
+def _without_launcher_env():
+    return {k: v for k, v in os.environ.items() if not launched_by_mpi({k: v})}
+
+
+def mpi_train(n, *args, timeout=120):
+    cmd = [MPIEXEC, "-n", str(n), sys.executable, "-m", "charrnn", "train", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, timeout=timeout, env=_without_launcher_env())
+
+
+def test_the_launcher_is_read_from_the_environment():
+    assert not launched_by_mpi({}) and not launched_by_mpi({"PATH": "/bin"})
+    assert launched_by_mpi({"PMI_RANK": "0"}) and launched_by_mpi({"OMPI_COMM_WORLD_RANK": "1"})
+
+
+def test_plain_train_never_imports_mpi4py(tmp_path):
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "charrnn", "train", str(PANTRY), "--steps", "2",
+                        "--hidden", "8", "-q", "-o", str(tmp_path / "m.npz")],
+                       capture_output=True, text=True, env=_without_launcher_env(), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"\|\s+charrnn\.runs\s*$", r.stderr, re.M)  # the import log is there ...
+    assert "mpi4py" not in r.stderr  # ... and mpi4py is not in it
+
+
+def test_a_missing_extra_is_one_clear_line(tmp_path):
+    """Started as if by a launcher, with mpi4py unimportable."""
+    fake = tmp_path / "fake"
+    (fake / "mpi4py").mkdir(parents=True)
+    (fake / "mpi4py" / "__init__.py").write_text("raise ImportError('No module named mpi4py')\n")
+    env = {"PMI_RANK": "0", "PMI_SIZE": "1", "PYTHONPATH": os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")])}
+    r = run_cmd(["train", PANTRY, "--steps", "2", "-o", tmp_path / "m.npz"], env=env)
+    assert r.returncode == 1
+    line = one_line_error(r.stderr.decode())
+    assert "mpi4py is not installed" in line and "pip install 'charrnn[mpi]'" in line
+    assert not (tmp_path / "m.npz").exists()
+
+
+@needs_mpi
+def test_two_ranks_train_the_model_two_workers_train(tmp_path):
+    r = mpi_train(2, PANTRY, *OPTS, "--steps", "20", "-o", tmp_path / "mpi.npz", "--json", "-q")
+    assert r.returncode == 0, r.stderr.decode()
+    metrics = json.loads(r.stdout)  # one JSON object: only rank 0 prints
+    assert metrics["workers"] == 2 and metrics["steps"] == 20
+    local = run_cmd(["train", PANTRY, *OPTS, "--steps", "20", "--workers", "2", "-q", "-o", tmp_path / "w.npz"])
+    assert local.returncode == 0, local.stderr.decode()
+    a, b = checkpoint.load(str(tmp_path / "mpi.npz")), checkpoint.load(str(tmp_path / "w.npz"))
+    for k in a.params:
+        np.testing.assert_allclose(a.params[k], b.params[k], rtol=1e-5, atol=1e-7, err_msg=k)
+    assert a.rng.bit_generator.state == b.rng.bit_generator.state
+    assert not list(tmp_path.glob("*.tmp*"))
+
+
+@needs_mpi
+def test_checkpoints_move_between_mpi_and_one_machine(tmp_path):
+    out = tmp_path / "m.npz"
+    assert mpi_train(2, PANTRY, *OPTS, "--steps", "10", "-q", "-o", out).returncode == 0
+    r = run_cmd(["train", PANTRY, "--resume", "--steps", "20", "-q", "-o", out])
+    assert r.returncode == 0, r.stderr.decode()
+    assert checkpoint.load(str(out)).step == 20
+    r = mpi_train(2, PANTRY, "--resume", "--steps", "30", "-q", "-o", out)
+    assert r.returncode == 0, r.stderr.decode()
+    assert checkpoint.load(str(out)).step == 30
+
+
+@needs_mpi
+def test_bad_input_under_mpi_is_one_line_from_rank_0(tmp_path):
+    r = mpi_train(2, tmp_path / "missing.txt", "--steps", "2", "-o", tmp_path / "m.npz")
+    assert r.returncode == 1  # every rank knew: no MPI_Abort
+    ours = [l for l in r.stderr.decode().splitlines() if l.startswith("charrnn: error:")]
+    assert len(ours) == 1 and "missing.txt" in ours[0]
+
+
+@needs_mpi
+def test_ctrl_c_on_the_launcher_saves_and_exits(tmp_path):
+    out = tmp_path / "m.npz"
+    cmd = [MPIEXEC, "-n", "2", sys.executable, "-m", "charrnn", "train", str(PANTRY), "--hidden", "48",
+           "--steps", "100000", "--eval-every", "5", "-q", "-o", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_without_launcher_env())
+    deadline = time.time() + 60
+    while time.time() < deadline and not out.exists():
+        time.sleep(0.1)
+    assert out.exists(), "training never saved"
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    assert proc.returncode == 130, proc.stderr.read().decode()
+    assert checkpoint.load(str(out)).step > 0
+
+
+@needs_mpi
+def test_a_rank_that_dies_ends_the_job(tmp_path):
+    out = tmp_path / "m.npz"
+    cmd = [MPIEXEC, "-n", "2", sys.executable, "-m", "charrnn", "train", str(PANTRY), "--hidden", "48",
+           "--steps", "100000", "--eval-every", "5", "-q", "-o", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_without_launcher_env())
+    deadline = time.time() + 60
+    while time.time() < deadline and not out.exists():
+        time.sleep(0.1)
+    ranks = [int(p) for p in os.listdir("/proc") if p.isdigit() and _is_rank(int(p), out)]
+    assert len(ranks) == 2
+    os.kill(max(ranks), signal.SIGKILL)
+    proc.wait(timeout=30)  # no hang
+    assert proc.returncode != 0
+    assert "signal 9" in proc.stdout.read().decode()  # the launcher says which rank died and how
+    checkpoint.load(str(out))  # the last save is intact
+
+
+def _is_rank(pid, out):
+    """Whether ``pid`` is a charrnn rank writing ``out`` (not mpiexec, which has the same arguments)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        return False
+    return args[0] == sys.executable.encode() and str(out).encode() in args
