@@ -96,6 +96,20 @@ class MpiTeam:
             mine = streams_nll(params, cfg, x[start:stop], y[start:stop], mask[start:stop], seq_len)
         return float(self.comm.allreduce(mine, op=self.MPI.SUM)), len(ids) - 1
 
+    def align(self, *dicts: dict[str, np.ndarray]) -> None:
+        """Make every rank's arrays (parameters, optimizer state) rank 0's, in place.
+
+        The ranks apply identical updates, so on identical machines they never
+        differ; across machines whose NumPy rounds differently they could
+        drift apart, and each validation pass brings them back together.
+        """
+        for arrays in dicts:
+            for name in sorted(arrays):
+                if arrays[name].ndim:
+                    self.comm.Bcast(arrays[name], root=0)
+                else:
+                    arrays[name][...] = self.comm.bcast(arrays[name].item() if self.is_root else None, root=0)
+
     def broadcast_run(self, make_run):
         """Rank 0 calls ``make_run()`` (reading files); every rank returns the same run.
 

@@ -99,6 +99,7 @@ class _Run:
         """``gang``: the WorkerPool or MpiTeam sharing the batch, if any."""
         self.ck, self.out, self.val_ids, self.rep = ck, out, val_ids, rep
         self.nll, self.workers = (gang.total_nll, gang.size) if gang else (total_nll, 1)
+        self.align = getattr(gang, "align", None)  # MPI: rank 0's weights everywhere at each validation
         self.t0, self.seconds_before = time.monotonic(), ck.seconds
         self.chars, self.steps, self.window = 0, 0, []  # this run's characters, steps, last 100 losses
         self.last_val, self.val_seconds = None, 0.0
@@ -119,6 +120,8 @@ class _Run:
     def validate(self) -> float | None:
         """Score the validation ids, note the result, keep the best model; None if there are none."""
         ck = self.ck
+        if self.align is not None:
+            self.align(ck.params, ck.opt_state)
         if len(self.val_ids) < 2:
             return None
         v0 = time.monotonic()

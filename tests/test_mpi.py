@@ -99,32 +99,33 @@ def test_bad_input_under_mpi_is_one_line_from_rank_0(tmp_path):
     assert len(ours) == 1 and "missing.txt" in ours[0]
 
 
-@needs_mpi
-def test_ctrl_c_on_the_launcher_saves_and_exits(tmp_path):
-    out = tmp_path / "m.npz"
-    cmd = [MPIEXEC, "-n", "2", sys.executable, "-m", "charrnn", "train", str(PANTRY), "--hidden", "48",
-           "--steps", "100000", "--eval-every", "5", "-q", "-o", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_without_launcher_env())
-    deadline = time.time() + 60
-    while time.time() < deadline and not out.exists():
-        time.sleep(0.1)
-    assert out.exists(), "training never saved"
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=30)
-    assert proc.returncode == 130, proc.stderr.read().decode()
-    assert checkpoint.load(str(out)).step > 0
-
-
-@needs_mpi
-def test_a_rank_that_dies_ends_the_job(tmp_path):
-    out = tmp_path / "m.npz"
+def _start_mpi_training(out):
+    """mpiexec -n 2 charrnn train (long), returned once it has saved; its stdout and stderr come as one pipe."""
     cmd = [MPIEXEC, "-n", "2", sys.executable, "-m", "charrnn", "train", str(PANTRY), "--hidden", "48",
            "--steps", "100000", "--eval-every", "5", "-q", "-o", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_without_launcher_env())
     deadline = time.time() + 60
     while time.time() < deadline and not out.exists():
         time.sleep(0.1)
+    assert out.exists(), "training never saved"
+    return proc
+
+
+@needs_mpi
+def test_ctrl_c_on_the_launcher_saves_and_exits(tmp_path):
+    out = tmp_path / "m.npz"
+    proc = _start_mpi_training(out)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    assert proc.returncode == 130, proc.stdout.read().decode()
+    assert checkpoint.load(str(out)).step > 0
+
+
+@needs_mpi
+def test_a_rank_that_dies_ends_the_job(tmp_path):
+    out = tmp_path / "m.npz"
+    proc = _start_mpi_training(out)
     ranks = [int(p) for p in os.listdir("/proc") if p.isdigit() and _is_rank(int(p), out)]
     assert len(ranks) == 2
     os.kill(max(ranks), signal.SIGKILL)
@@ -142,3 +143,19 @@ def _is_rank(pid, out):
     except OSError:
         return False
     return args[0] == sys.executable.encode() and str(out).encode() in args
+
+
+@needs_mpi
+def test_align_gives_every_rank_rank_0s_arrays(tmp_path):
+    script = tmp_path / "align.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from charrnn.mpi import join\n"
+        "team = join()\n"
+        "arrays = {'w': np.full((2, 3), float(team.rank + 1), np.float32), 't': np.array(team.rank + 5)}\n"
+        "team.align(arrays)\n"
+        "print(team.rank, arrays['w'].sum(), int(arrays['t']))\n")
+    r = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=60, env=_without_launcher_env())
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.split("\n")[:2]) == ["0 6.0 5", "1 6.0 5"]  # rank 1 had 12.0 and 6
