@@ -210,6 +210,8 @@ def _configs(path: str, meta: dict) -> tuple[ModelConfig, TrainConfig, Vocab]:
         stored = meta.get("train")
         if isinstance(stored, dict) and "val_from" not in stored:
             stored = {**stored, "val_from": "end"}  # written before spread validation: it held out the end
+        if isinstance(stored, dict) and "lookup_lr" not in stored:
+            stored = {**stored, "lookup_lr": 1.0}  # written before the lookup table had its own rate
         tcfg = from_dict(TrainConfig, stored)
         mcfg.check()
         tcfg.check()

@@ -42,6 +42,7 @@ class TrainConfig:
     seq_len: int = 64  # T: characters per chunk of truncated BPTT
     batch: int = 64  # B: parallel contiguous streams through the corpus
     lr: float = 2e-3  # learning rate (the peak, with a schedule)
+    lookup_lr: float = 10.0  # the input lookup table W_ax.0 learns at lr * this (see optim.LOOKUP)
     warmup: int = 0  # steps of linear learning-rate warm-up from 0
     lr_decay: float = 1.0  # step decay: multiply the learning rate by this ...
     lr_decay_every: int = 0  # ... every this many steps (0: no step decay)
@@ -64,7 +65,7 @@ class TrainConfig:
     seed: int = 1337  # seeds initialisation and every random draw of training
 
     def check(self) -> None:
-        _positive(self, "seq_len", "batch", "lr")
+        _positive(self, "seq_len", "batch", "lr", "lookup_lr")
         if self.optimizer not in OPTIMIZERS:
             raise UsageError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.clip_mode not in CLIP_MODES:

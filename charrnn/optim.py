@@ -12,6 +12,19 @@ from charrnn.config import TrainConfig
 
 SLOTS = {"adam": ("m", "v"), "adagrad": ("g2",), "sgd": ("vel",)}
 
+# The input lookup table: one row of input weights per character, entries of
+# order 1. Adam moves every entry by about lr a step whatever its size, so at
+# lr the table would change, relative to its size, about 20 times more slowly
+# than the 1/sqrt(H)-sized matrices (H=384); it learns at lr *
+# TrainConfig.lookup_lr instead. (A framework's Embedding -> Linear gets a
+# similar effect from the factorisation.)
+LOOKUP = "W_ax.0"
+
+
+def rates(params, cfg: TrainConfig, lr: float) -> dict[str, float]:
+    """The learning rate of each parameter: ``lr``, and lr * cfg.lookup_lr for the lookup table."""
+    return {name: lr * cfg.lookup_lr if name == LOOKUP else lr for name in params}
+
 
 def init_state(params: dict[str, np.ndarray], optimizer: str) -> dict[str, np.ndarray]:
     """Zeroed state for ``optimizer``: one array per slot and parameter, plus the step count."""
@@ -26,9 +39,9 @@ def update(params, grads, state, cfg: TrainConfig, lr: float) -> None:
     """Apply one update of ``cfg.optimizer`` with learning rate ``lr``, in place."""
     state["t"] += 1
     t = int(state["t"])
+    lrs = rates(params, cfg, lr)
     if cfg.optimizer == "adam":
-        # bias corrections folded into the step size
-        step = lr * np.sqrt(1 - cfg.beta2**t) / (1 - cfg.beta1**t)
+        correction = np.sqrt(1 - cfg.beta2**t) / (1 - cfg.beta1**t)  # bias corrections folded into the step
         for name, p in params.items():
             g, m, v = grads[name], state[f"m/{name}"], state[f"v/{name}"]
             m *= cfg.beta1
@@ -37,18 +50,18 @@ def update(params, grads, state, cfg: TrainConfig, lr: float) -> None:
             v += (1 - cfg.beta2) * (g * g)
             denom = np.sqrt(v)
             denom += cfg.eps
-            p -= step * (m / denom)
+            p -= (lrs[name] * correction) * (m / denom)
     elif cfg.optimizer == "adagrad":
         for name, p in params.items():
             g, g2 = grads[name], state[f"g2/{name}"]
             g2 += g * g
-            p -= lr * g / np.sqrt(g2 + cfg.eps)
+            p -= lrs[name] * g / np.sqrt(g2 + cfg.eps)
     elif cfg.optimizer == "sgd":
         for name, p in params.items():
             vel = state[f"vel/{name}"]
             vel *= cfg.momentum
             vel += grads[name]
-            p -= lr * vel
+            p -= lrs[name] * vel
     else:  # pragma: no cover - config.check() rejects this first
         raise ValueError(cfg.optimizer)
 

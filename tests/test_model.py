@@ -119,6 +119,22 @@ def test_optimizers_keep_state_per_parameter_and_descend(name):
     assert all(np.abs(v).max() < 0.05 for v in params.values()), params
 
 
+@pytest.mark.parametrize("name", ["adam", "adagrad", "sgd"])
+def test_the_lookup_table_steps_lookup_lr_times_further(name):
+    """W_ax.0 moves lookup_lr times as far as it would at lr; every other parameter moves as at lr."""
+    start = {optim.LOOKUP: np.array([[0.5, -0.25]]), "W_aa.0": np.array([[0.5, -0.25]])}
+    grads = {k: np.array([[0.3, -0.7]]) for k in start}
+    moved = {}
+    for mult in (1.0, 7.0):
+        params = {k: v.copy() for k, v in start.items()}
+        cfg = TrainConfig(optimizer=name, lookup_lr=mult)
+        optim.update(params, grads, optim.init_state(params, name), cfg, 0.01)
+        moved[mult] = {k: params[k] - start[k] for k in start}
+    np.testing.assert_allclose(moved[7.0][optim.LOOKUP], 7 * moved[1.0][optim.LOOKUP], rtol=1e-12)
+    np.testing.assert_array_equal(moved[7.0]["W_aa.0"], moved[1.0]["W_aa.0"])
+    assert np.all(moved[1.0][optim.LOOKUP] != 0)
+
+
 @pytest.mark.parametrize("V", [5, 300])
 def test_scatter_rows_sums_rows_by_id(V):
     rng = np.random.default_rng(1)

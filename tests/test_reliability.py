@@ -43,6 +43,7 @@ BAD_INPUTS = [
     (["train", "home.txt", "--val-frac", "-0.1"], None, 2, "--val-frac must be in [0, 1)"),
     (["train", "home.txt", "--lr", "0"], None, 2, "--lr must be positive"),
     (["train", "home.txt", "--lr", "-1"], None, 2, "--lr must be positive"),
+    (["train", "home.txt", "--lookup-lr", "0"], None, 2, "--lookup-lr must be positive"),
     (["train", "home.txt", "--time", "ten minutes"], None, 2, "cannot read --time"),
     (["train", "home.txt", "--dropout", "1"], None, 2, "--dropout must be in [0, 1)"),
     (["train", "home.txt", "--hidden", "many"], None, 2, "--hidden"),

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from charrnn import checkpoint
+from charrnn.config import TrainConfig
 from charrnn.data import MAX_BLOCKS, MIN_BLOCK, split, val_blocks
 
 from conftest import CORPORA, one_line_error, run_cmd
@@ -122,6 +123,17 @@ def test_val_from_end_is_recorded_and_an_old_checkpoint_means_end(tmp_path):
     checkpoint.save(ck, str(tmp_path / "old.npz"))
     old = checkpoint.load(str(tmp_path / "old.npz"))
     assert old.train_config.val_from == "end" and old.train_config.val_files == []
+
+
+def test_a_checkpoint_from_before_lookup_lr_resumes_at_its_old_rate(tmp_path):
+    assert _train(tmp_path).returncode == 0
+    ck = checkpoint.load(str(tmp_path / "m.npz"))
+    assert ck.train_config.lookup_lr == TrainConfig().lookup_lr > 1
+    meta = ck.meta()
+    del meta["train"]["lookup_lr"]  # as written before the lookup table had its own rate
+    ck.meta = lambda: meta
+    checkpoint.save(ck, str(tmp_path / "old.npz"))
+    assert checkpoint.load(str(tmp_path / "old.npz")).train_config.lookup_lr == 1.0
 
 
 # ---------------------------------------------------------------- budget-aware defaults

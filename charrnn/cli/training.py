@@ -50,6 +50,7 @@ def train(
     seq_len: Optional[int] = typer.Option(None, help=f"Characters per BPTT chunk. (default {_T.seq_len})", show_default=False),
     batch: Optional[int] = typer.Option(None, help=f"Parallel streams per step. (default {_T.batch})", show_default=False),
     lr: Optional[float] = typer.Option(None, help=f"Learning rate. (default {_T.lr:g})", show_default=False),
+    lookup_lr: Optional[float] = typer.Option(None, help=f"The input lookup table learns at --lr times this. (default {_T.lookup_lr:g})", show_default=False),
     optimizer: Optional[str] = typer.Option(None, help=f"adam, adagrad or sgd (momentum {_T.momentum}). (default {_T.optimizer})", show_default=False),
     clip: Optional[float] = typer.Option(None, help=f"Gradient clipping threshold; 0 turns it off. (default {_T.clip:g})", show_default=False),
     clip_mode: Optional[ClipMode] = typer.Option(None, help="norm: rescale by the global norm; value: clip each element. (default norm)", show_default=False),
