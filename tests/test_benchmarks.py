@@ -1,6 +1,8 @@
 """The benchmark scripts' own machinery, where a bug would silently skew a published figure."""
 import filecmp
 
+import pytest
+
 from benchmarks.quality import curve_at, train_watched
 
 from conftest import CORPORA
@@ -17,6 +19,17 @@ def test_the_watcher_keeps_the_final_save(tmp_path):
 def test_curve_at_reads_the_last_point_at_or_before_a_mark():
     curve = [[10.0, 2.0], [30.0, 1.8], [61.0, 1.7]]
     assert [curve_at(curve, m) for m in (5, 30, 60, 300)] == [None, 1.8, 1.8, 1.7]
+
+
+def test_curves_interpolate_between_saves_and_leave_gaps_outside_them():
+    from benchmarks.curves import at_chars, runs
+
+    points = [(2e6, 1.6), (1e6, 1.8), (4e6, 1.5)]  # out of order on purpose
+    assert [at_chars(points, c) for c in (0.5e6, 1e6, 1.5e6, 3e6, 4e6, 5e6)] == [
+        None, 1.8, pytest.approx(1.7), pytest.approx(1.55), 1.5, None]
+    quality = [{"config": "chosen", "cell": "gru", "hidden": 512, "held_curve": [[30.0, 1.9, 1e6]]}]
+    peers = [{"peer": "torch gru 384", "curve": [[30.0, 2e6, 1.7]]}]
+    assert runs(quality, peers) == {"charrnn chosen (gru 512)": [(1e6, 1.9)], "torch gru 384": [(2e6, 1.7)]}
 
 
 def test_quality_runs_on_a_corpus_without_speaker_names_and_compares_budgets(tmp_path):
