@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from charrnn import checkpoint, mpi
+from charrnn import budget, checkpoint, mpi
 from charrnn.checkpoint import Checkpoint
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import record_hashes
@@ -33,29 +33,6 @@ DEFAULT_STEPS = 2000  # training length when no steps, epochs or time is given
 MODEL_FIELDS = ("cell", "hidden", "layers")  # the options that shape a model
 TRAIN_FIELDS = tuple(f.name for f in fields(TrainConfig)
                      if f.name not in ("cosine_steps", "cosine_seconds", "min_lr_frac", "val_files"))
-
-
-# With --time and no --cell, --hidden or --layers, the model is chosen from the budget: the GRU that
-# reached the lowest held-out loss in that time (benchmarks/quality.py, README "Models, defaults and quality").
-# Each row: (budgets up to this many seconds, hidden units, training defaults the budget changes).
-# Measured at 30 s, 2 min and 5 min on tiny-shakespeare; the row limits sit between those budgets.
-# Beyond 10 minutes the fixed defaults (384 units, dropout 0.2) apply; at 20 minutes they overfit
-# tiny-shakespeare (best validation after ~9 passes), which a rule in seconds cannot see (README).
-BUDGET_MODELS = (
-    (60.0, 128, {"dropout": 0.0, "lr": 4e-3}),  # 30 s: 1.633 held-out, against 1.855 for the fixed 384
-    (200.0, 256, {"dropout": 0.0}),  # 2 min: 1.521, against 1.566 (and 1.546 with dropout 0.2)
-    (600.0, 512, {"dropout": 0.0}),  # 5 min: 1.461, against 1.472 (384, dropout 0.2) and 1.478 (384, dropout 0)
-)
-
-
-def budget_model(seconds: float) -> tuple[int, dict]:
-    """(hidden units, TrainConfig defaults) for a --time budget of ``seconds``; the fixed defaults beyond the table."""
-    return next(((h, dict(t)) for limit, h, t in BUDGET_MODELS if seconds <= limit), (ModelConfig().hidden, {}))
-
-
-def hidden_for_budget(seconds: float) -> int:
-    """Hidden units of the default GRU for a --time budget of ``seconds``."""
-    return budget_model(seconds)[0]
 
 
 @dataclass
@@ -201,11 +178,13 @@ def _fresh(opts: TrainOptions, text: str, seconds: float | None, warn) -> Checkp
     vocab = Vocab.from_text(text)
     shape, budget_train = opts.given(MODEL_FIELDS), {}
     if seconds is not None and not shape:
-        hidden, budget_train = budget_model(seconds)
-        shape = {"hidden": hidden}
-        budget_train = {k: v for k, v in budget_train.items() if getattr(opts, k) is None}  # flags win
-        extra = "".join(f", {k} {v:g}" for k, v in budget_train.items())
-        warn(f"note: --time {opts.time}: {ModelConfig().cell} of {hidden} units{extra} (pass --hidden to choose)")
+        tcfg = TrainConfig(**opts.train_config())
+        held = 0.0 if tcfg.val_files else tcfg.val_frac
+        choice = budget.choose(seconds, int(len(text) * (1 - held)), vocab.size)
+        shape = {"hidden": choice.hidden}
+        choice.train = {k: v for k, v in choice.train.items() if getattr(opts, k) is None}  # flags win
+        budget_train = choice.train
+        warn(f"note: --time {opts.time}: {budget.describe(choice, ModelConfig().cell)} (pass --hidden to choose)")
     mcfg = ModelConfig(vocab_size=vocab.size, **shape)
     if opts.records:
         mcfg.reset_id = _newline_id(vocab)

@@ -207,7 +207,9 @@ def test_eval_figures_do_not_depend_on_workers(pantry_model):
     m = charrnn.load(pantry_model)
     one, two = m.score(text, workers=1), m.score(text, workers=2)
     assert two.chars == one.chars == len(text) - 1
-    assert two.nats_per_char == pytest.approx(one.nats_per_char, rel=1e-9)
+    # The same float32 arithmetic on other batch shapes: numpy 2.4.6 with scipy-openblas 0.3.31 differs by
+    # 1.4e-9 relative here; a lost or doubled character would move the mean by ~1e-4.
+    assert two.nats_per_char == pytest.approx(one.nats_per_char, rel=1e-7)
     ck = m.checkpoint
     exact, n = total_nll(ck.params, ck.model_config, ck.vocab.encode(text), batch=1)
     assert one.nats_per_char == pytest.approx(exact / n, abs=1e-6)
