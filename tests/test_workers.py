@@ -196,6 +196,11 @@ def test_ctrl_c_with_workers_saves_and_leaves_nothing(tmp_path):
     proc.wait(timeout=30)
     assert proc.returncode == 130, proc.stderr.read().decode()
     assert checkpoint.load(str(out)).step > 0
+    # The workers are gone before the parent exits; multiprocessing's resource tracker, also a child,
+    # exits when it reads EOF from the parent, a moment later.
+    deadline = time.time() + 2.0
+    while time.time() < deadline and any(_alive(k) for k in kids):
+        time.sleep(0.05)
     assert not any(_alive(k) for k in kids) and _shm_names(proc.pid) == []
 
 
