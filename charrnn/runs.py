@@ -181,9 +181,8 @@ def _fresh(opts: TrainOptions, text: str, seconds: float | None, warn) -> Checkp
         tcfg = TrainConfig(**opts.train_config())
         held = 0.0 if tcfg.val_files else tcfg.val_frac
         choice = budget.choose(seconds, int(len(text) * (1 - held)), vocab.size)
-        shape = {"hidden": choice.hidden}
         choice.train = {k: v for k, v in choice.train.items() if getattr(opts, k) is None}  # flags win
-        budget_train = choice.train
+        shape, budget_train = {"hidden": choice.hidden}, choice.train
         warn(f"note: --time {opts.time}: {budget.describe(choice, ModelConfig().cell)} (pass --hidden to choose)")
     mcfg = ModelConfig(vocab_size=vocab.size, **shape)
     if opts.records:
