@@ -176,18 +176,17 @@ def _fresh(opts: TrainOptions, text: str, seconds: float | None, warn) -> Checkp
     if len(text) < 2:
         raise CharRNNError(f"the corpus has {len(text)} character(s); at least 2 are needed to learn anything")
     vocab = Vocab.from_text(text)
-    shape, budget_train = opts.given(MODEL_FIELDS), {}
+    shape, tcfg = opts.given(MODEL_FIELDS), TrainConfig(**opts.train_config())
     if seconds is not None and not shape:
-        tcfg = TrainConfig(**opts.train_config())
         held = 0.0 if tcfg.val_files else tcfg.val_frac
         choice = budget.choose(seconds, int(len(text) * (1 - held)), vocab.size)
         choice.train = {k: v for k, v in choice.train.items() if getattr(opts, k) is None}  # flags win
-        shape, budget_train = {"hidden": choice.hidden}, choice.train
+        shape, tcfg = {"hidden": choice.hidden}, replace(tcfg, **choice.train)
         warn(f"note: --time {opts.time}: {budget.describe(choice, ModelConfig().cell)} (pass --hidden to choose)")
     mcfg = ModelConfig(vocab_size=vocab.size, **shape)
     if opts.records:
         mcfg.reset_id = _newline_id(vocab)
-    return new_checkpoint(vocab, mcfg, TrainConfig(**{**budget_train, **opts.train_config()}))
+    return new_checkpoint(vocab, mcfg, tcfg)
 
 
 def _set_schedule(ck: Checkpoint, opts: TrainOptions, steps: int | None, seconds: float | None) -> None:

@@ -49,6 +49,14 @@ def _alive(pid):
         return False
 
 
+def _all_gone(pids, seconds=2.0):
+    """Whether every one of ``pids`` has exited (or is a zombie) within ``seconds``."""
+    deadline = time.time() + seconds
+    while time.time() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.05)
+    return not any(_alive(p) for p in pids)
+
+
 def _train(tmp_path, name, n, steps, **opts):
     opts = {"hidden": 24, "batch": 16, "seq_len": 16, "seed": 5, "cell": "gru", "dropout": 0.2, **opts}
     return charrnn.train(str(PANTRY), str(tmp_path / name), steps=steps, workers=n, force=True, **opts)
@@ -182,10 +190,7 @@ def test_sigkill_of_the_parent_leaves_no_worker_and_no_shared_memory(tmp_path):
     proc, kids = _start_training(tmp_path / "m.npz")
     proc.kill()
     proc.wait()
-    deadline = time.time() + 2.0
-    while time.time() < deadline and any(_alive(k) for k in kids):
-        time.sleep(0.05)
-    assert not any(_alive(k) for k in kids), "a worker outlived its parent by 2 s"
+    assert _all_gone(kids), "a worker outlived its parent by 2 s"
     assert _shm_names(proc.pid) == []
 
 
@@ -198,10 +203,7 @@ def test_ctrl_c_with_workers_saves_and_leaves_nothing(tmp_path):
     assert checkpoint.load(str(out)).step > 0
     # The workers are gone before the parent exits; multiprocessing's resource tracker, also a child,
     # exits when it reads EOF from the parent, a moment later.
-    deadline = time.time() + 2.0
-    while time.time() < deadline and any(_alive(k) for k in kids):
-        time.sleep(0.05)
-    assert not any(_alive(k) for k in kids) and _shm_names(proc.pid) == []
+    assert _all_gone(kids) and _shm_names(proc.pid) == []
 
 
 def test_eval_figures_do_not_depend_on_workers(pantry_model):
