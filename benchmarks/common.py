@@ -10,7 +10,9 @@ import numpy as np
 from charrnn.alloc import keep_freed_memory
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Streams
-from charrnn.training import new_checkpoint, train_step
+from charrnn.checkpoint import new_checkpoint
+from charrnn.gradients import InProcess
+from charrnn.loop import train_step
 from charrnn.vocab import Vocab
 from charrnn.workers import WorkerPool
 
@@ -60,7 +62,7 @@ class CharrnnTrainer:
 
     def __init__(self, vocab: Vocab, ids: np.ndarray, hidden: int, batch: int = 64, seq_len: int = 64,
                  cell: str = "rnn", workers: int = 0):
-        keep_freed_memory()  # as charrnn.training.train does
+        keep_freed_memory()  # as charrnn.loop.run does
         mcfg = ModelConfig(vocab_size=vocab.size, hidden=hidden, cell=cell)
         tcfg = TrainConfig(batch=batch, seq_len=seq_len, optimizer="adam", clip=5.0)
         self.ck = new_checkpoint(vocab, mcfg, tcfg)
@@ -70,12 +72,9 @@ class CharrnnTrainer:
         self.pool = WorkerPool(workers, mcfg, batch) if workers > 0 else None
 
     def steps(self, n: int) -> None:
-        grad_fn = self.pool.loss_and_grads if self.pool is not None else None
+        by = self.pool or InProcess()
         for _ in range(n):
-            if grad_fn is None:
-                train_step(self.ck, self.streams, self.ck.train_config.lr)
-            else:
-                train_step(self.ck, self.streams, self.ck.train_config.lr, grad_fn)
+            train_step(self.ck, self.streams, self.ck.train_config.lr, by)
 
     def close(self) -> None:
         if self.pool is not None:

@@ -28,7 +28,8 @@ from make_longrange import records  # noqa: E402
 from charrnn.config import ModelConfig, TrainConfig  # noqa: E402
 from charrnn.score import next_char_probs  # noqa: E402
 from charrnn.limits import Limits  # noqa: E402
-from charrnn.training import new_checkpoint, train  # noqa: E402
+from charrnn.checkpoint import new_checkpoint  # noqa: E402
+from charrnn.trainer import train_checkpoint as train  # noqa: E402
 from charrnn.vocab import Vocab  # noqa: E402
 
 

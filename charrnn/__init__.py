@@ -14,15 +14,15 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it (no typing import or TYPE_CHECKING block: both measurably slow the start)
 _API = {
-    "load": "charrnn.trained",
-    "Model": "charrnn.trained",
-    "ModelInfo": "charrnn.trained",
-    "Prediction": "charrnn.trained",
-    "PerChar": "charrnn.trained",
+    "load": "charrnn.model",
+    "Model": "charrnn.model",
+    "ModelInfo": "charrnn.model",
+    "Prediction": "charrnn.model",
+    "PerChar": "charrnn.model",
     "Score": "charrnn.score",
-    "train": "charrnn.runs",
-    "TrainOptions": "charrnn.runs",
-    "TrainResult": "charrnn.runs",
+    "train": "charrnn.trainer",
+    "TrainOptions": "charrnn.options",
+    "TrainResult": "charrnn.trainer",
     "StepEvent": "charrnn.events",
     "CharRNNError": "charrnn.errors",
 }

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from math import prod
 
 from charrnn.config import ModelConfig
-from charrnn.model import param_shapes
+from charrnn.network import param_shapes
 
 # Each row: (budgets up to this many seconds, hidden units, training defaults the budget changes).
 # Measured at 30 s, 2 min, 5 min, 10 min and 20 min on tiny-shakespeare; the limits sit between them.

@@ -5,7 +5,7 @@ Layout (every entry an ordinary array; ``allow_pickle=False`` everywhere):
     meta          uint8   UTF-8 JSON: format, version, model and train configs,
                           vocabulary, step, chars_seen, data position, RNG state,
                           best validation loss, parent checkpoint
-    param/<name>  float   the model parameters (see charrnn.model)
+    param/<name>  float   the model parameters (see charrnn.network)
     opt/<key>     float   optimizer state (see charrnn.optim), opt/t the update count
     state         float   (L, B, S) hidden state carried into the next chunk
     hist/train    float64 (n, 3) rows of (step, train nats/char, training seconds)
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from charrnn import __version__, model, optim
+from charrnn import __version__, network, optim
 from charrnn.config import ModelConfig, TrainConfig, from_dict, to_dict
 from charrnn.data import record_hash
 from charrnn.errors import CharRNNError
@@ -80,6 +80,19 @@ class Checkpoint:
             "rng": self.rng.bit_generator.state,
             "parent": self.parent,
         }
+
+
+def new_checkpoint(vocab: Vocab, mcfg: ModelConfig, tcfg: TrainConfig) -> Checkpoint:
+    """A fresh, untrained run: parameters drawn from a Generator seeded by tcfg.seed."""
+    mcfg.check()
+    tcfg.check()
+    rng = np.random.default_rng(tcfg.seed)
+    params = network.init_params(mcfg, rng)
+    return Checkpoint(
+        model_config=mcfg, train_config=tcfg, vocab=vocab, params=params,
+        opt_state=optim.init_state(params, tcfg.optimizer),
+        state=network.zero_state(mcfg, 1), rng=rng,
+    )
 
 
 def _arrays(ck: Checkpoint) -> dict[str, np.ndarray]:
@@ -228,7 +241,7 @@ def _configs(path: str, meta: dict) -> tuple[ModelConfig, TrainConfig, Vocab]:
 
 def _arrays_of(path: str, npz, mcfg: ModelConfig, tcfg: TrainConfig):
     """(params, optimizer state, carried state, loss history), each checked against the configs."""
-    shapes = model.param_shapes(mcfg)
+    shapes = network.param_shapes(mcfg)
     params = {k: _get(path, npz, f"param/{k}", s, mcfg.dtype) for k, s in shapes.items()}
     extra = [f for f in npz.files if f.startswith("param/") and f[6:] not in shapes]
     if extra:
@@ -238,7 +251,7 @@ def _arrays_of(path: str, npz, mcfg: ModelConfig, tcfg: TrainConfig):
         k: _get(path, npz, f"opt/{k}", v.shape, v.dtype) for k, v in template.items()
     }
     state = _get(path, npz, "state")
-    L, _, S = model.state_shape(mcfg, 1)
+    L, _, S = network.state_shape(mcfg, 1)
     if state.ndim != 3 or state.shape[0] != L or state.shape[2] != S or state.dtype != np.dtype(mcfg.dtype):
         raise _fail(path, f"carried state has shape {state.shape} {state.dtype}, expected ({L}, B, {S}) {mcfg.dtype}")
     history = {}

@@ -1,29 +1,40 @@
-"""Configuration dataclasses: the single source of defaults for the library and the CLI.
+"""The model's shape and how it is trained: dataclasses stored in every checkpoint.
 
-Both are stored in every checkpoint (as JSON) and rebuilt from it on load.
+Each field is declared once, here, with its default and its help text
+(``setting``). The training options of ``charrnn.train`` and the flags of
+``charrnn train`` are derived from these fields (see charrnn.options), so a
+new setting needs one line.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-from charrnn.data import VAL_PLACES
+from charrnn.cells import CELLS
 from charrnn.errors import CharRNNError, UsageError
 
-CELLS = ("rnn", "lstm", "gru")  # recurrent cell types
 OPTIMIZERS = ("adam", "adagrad", "sgd")
 CLIP_MODES = ("norm", "value")
+VAL_PLACES = ("spread", "end")  # where held-out validation text is taken from
+
+
+def setting(default, help: str, *, cli: bool = True, choices: tuple | None = None, factory=None):
+    """A config field with its help text; ``cli=False`` keeps it off the command line."""
+    meta = {"help": help, "cli": cli, "choices": choices}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class ModelConfig:
     """The shape of a model: everything needed to rebuild its parameters."""
 
-    vocab_size: int = 0  # V: number of distinct characters (set from the corpus)
-    hidden: int = 384  # H: hidden units per layer (384: the best held-out loss in 5 minutes short of 512, see README)
-    cell: str = "gru"  # recurrent cell: rnn (tanh), lstm or gru; gru learned fastest in a 5-minute budget
-    layers: int = 1  # stacked recurrent layers
-    dtype: str = "float32"  # parameter and activation dtype (float64 for gradient checks)
-    reset_id: int = -1  # records mode: id of the newline, before which the state resets; -1 is off
+    vocab_size: int = setting(0, "V: distinct characters, set from the corpus.", cli=False)
+    hidden: int = setting(384, "Hidden units per layer.")
+    cell: str = setting("gru", "Recurrent cell: rnn, lstm or gru.")
+    layers: int = setting(1, "Stacked recurrent layers.")
+    dtype: str = setting("float32", "Parameter dtype (float64 for gradient checks).", cli=False)
+    reset_id: int = setting(-1, "Records mode: the newline's id, before which the state resets; -1 off.", cli=False)
 
     def check(self) -> None:
         _positive(self, "vocab_size", "hidden", "layers")
@@ -39,30 +50,31 @@ class ModelConfig:
 class TrainConfig:
     """How a model is trained; saved with it so that --resume continues the same way."""
 
-    seq_len: int = 64  # T: characters per chunk of truncated BPTT
-    batch: int = 64  # B: parallel contiguous streams through the corpus
-    lr: float = 2e-3  # learning rate (the peak, with a schedule)
-    lookup_lr: float = 10.0  # the input lookup table W_ax.0 learns at lr * this (see optim.LOOKUP)
-    warmup: int = 0  # steps of linear learning-rate warm-up from 0
-    lr_decay: float = 1.0  # step decay: multiply the learning rate by this ...
-    lr_decay_every: int = 0  # ... every this many steps (0: no step decay)
-    cosine_steps: int = 0  # cosine decay to lr * min_lr_frac over this many steps (0: off)
-    cosine_seconds: float = 0.0  # cosine decay over this many seconds of the run: a --time budget (0: off)
-    min_lr_frac: float = 0.1  # where cosine decay ends, as a fraction of lr
-    optimizer: str = "adam"  # adam | adagrad | sgd (with momentum)
-    momentum: float = 0.9  # sgd momentum
-    beta1: float = 0.9  # adam first-moment decay
-    beta2: float = 0.999  # adam second-moment decay
-    eps: float = 1e-8  # adam / adagrad denominator guard
-    dropout: float = 0.2  # inverted dropout after every layer, in training only; 0.2 cut held-out loss 0.1 nats
-    clip: float = 5.0  # clipping threshold; 0 turns clipping off
-    clip_mode: str = "norm"  # norm: rescale by global norm | value: clip each element to [-clip, clip]
-    val_frac: float = 0.1  # fraction of the text held out for validation (ignored with val_files)
-    val_from: str = "spread"  # spread: evenly spaced blocks through the text | end: its last val_frac
-    val_files: list = field(default_factory=list)  # validate on these files instead; nothing is held out
-    eval_every: int = 0  # steps between validation passes; 0 picks one that keeps validation under ~5% of the time
-    save_every: int = 0  # steps between checkpoint saves; 0 saves at each validation pass and at the end
-    seed: int = 1337  # seeds initialisation and every random draw of training
+    seq_len: int = setting(64, "Characters per BPTT chunk (T).")
+    batch: int = setting(64, "Parallel streams per step (B).")
+    lr: float = setting(2e-3, "Learning rate (the peak, with a schedule).")
+    lookup_lr: float = setting(10.0, "The input lookup table learns at --lr times this.")
+    warmup: int = setting(0, "Steps of linear learning-rate warm-up from 0.")
+    lr_decay: float = setting(1.0, "Step decay: multiply the learning rate by this...")
+    lr_decay_every: int = setting(0, "...every this many steps (0: no step decay).")
+    cosine_steps: int = setting(0, "Cosine decay over this many steps (0: off).", cli=False)
+    cosine_seconds: float = setting(0.0, "Cosine decay over this many seconds: a --time budget.", cli=False)
+    min_lr_frac: float = setting(0.1, "Where cosine decay ends, as a fraction of lr.", cli=False)
+    optimizer: str = setting("adam", "adam, adagrad or sgd (momentum 0.9).")
+    momentum: float = setting(0.9, "SGD momentum.")
+    beta1: float = setting(0.9, "Adam first-moment decay.")
+    beta2: float = setting(0.999, "Adam second-moment decay.")
+    eps: float = setting(1e-8, "Adam and Adagrad denominator guard.")
+    dropout: float = setting(0.2, "Dropout after each layer while training, in [0, 1).")
+    clip: float = setting(5.0, "Gradient clipping threshold; 0 turns it off.")
+    clip_mode: str = setting("norm", "norm: rescale by the global norm; value: clip each element.", choices=CLIP_MODES)
+    val_frac: float = setting(0.1, "Fraction of the text held out for validation.")
+    val_from: str = setting("spread", "spread: evenly spaced blocks through the text; end: its last part.",
+                            choices=VAL_PLACES)
+    val_files: list = setting(None, "Validate on these files instead; nothing is held out.", cli=False, factory=list)
+    eval_every: int = setting(0, "Steps between validation passes; 0 keeps validation near 5% of the time.")
+    save_every: int = setting(0, "Steps between saves; 0 saves at each validation pass and at the end.")
+    seed: int = setting(1337, "Seed for initialisation and every random draw of training.")
 
     def check(self) -> None:
         _positive(self, "seq_len", "batch", "lr", "lookup_lr")

@@ -17,7 +17,7 @@ from charrnn.metrics_log import MetricsLog
 from charrnn.plot import line_plot
 from charrnn.numerics import LN2, nats_and_bits
 from charrnn.sample import Decoding, Stops, generate
-from charrnn.training import Reporter, RunMetrics
+from charrnn.events import Reporter, RunMetrics, RunStart
 
 _NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r", " ": "␠"}
 
@@ -54,11 +54,16 @@ class ProgressReporter(Reporter):
         self.quiet, self.sample_every, self.sample_length, self.log = quiet, sample_every, sample_length, log
         self.bar = None
         self.last_val = None
+        self.started = False  # set when a run starts (never, on an MPI rank other than 0)
 
-    def start(self, total, done):
+    def start(self, run: RunStart):
+        self.started = True
+        self.note(f"training {run.cell} H={run.hidden} on {run.text_chars:,} chars, vocabulary {run.vocab_size}, "
+                  f"{run.params:,} parameters" + (f", resuming at step {run.step}" if run.resumed else ""))
         show = not self.quiet and sys.stderr is not None and sys.stderr.isatty()
         if show:
-            self.bar = tqdm(total=total, initial=done, file=sys.stderr, unit="step", dynamic_ncols=True, leave=False)
+            self.bar = tqdm(total=run.total, initial=run.step, file=sys.stderr, unit="step", dynamic_ncols=True,
+                            leave=False)
 
     def step(self, ck, event):
         if event.val_nats is not None:

@@ -15,3 +15,7 @@ class UsageError(CharRNNError):
     """An option value out of its range: a usage error, exit code 2."""
 
     exit_code = 2
+
+
+class WorkerError(CharRNNError):
+    """A process sharing the batch raised or died; the message names it and the cause."""

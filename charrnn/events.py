@@ -45,3 +45,31 @@ class RunMetrics:
     def to_dict(self) -> dict:
         """The metrics as JSON-ready values, in field order (what ``train --json`` prints)."""
         return {f.name: getattr(self, f.name) for f in fields(RunMetrics)}
+
+
+@dataclass
+class RunStart:
+    """What a run is about to do: told to the reporter once, before the first step."""
+
+    cell: str  # rnn, lstm or gru
+    hidden: int  # units per layer
+    layers: int  # stacked layers
+    vocab_size: int  # characters in the vocabulary
+    params: int  # number of parameters
+    text_chars: int  # characters of text read (training and held-out validation)
+    step: int  # the model's step count when this run starts
+    total: int | None  # the step count it will stop at, if known
+    resumed: bool  # whether it continues a checkpoint
+
+
+class Reporter:
+    """Where training says what it is doing; this one says nothing.
+
+    ``step`` gets the checkpoint (read it, don't change it) and the step's
+    :class:`StepEvent`; ``val_nats`` is set on steps that validated.
+    """
+
+    def start(self, run: RunStart) -> None: ...
+    def step(self, ck, event: StepEvent) -> None: ...
+    def note(self, message: str) -> None: ...
+    def close(self) -> None: ...

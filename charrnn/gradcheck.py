@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from charrnn import model
+from charrnn import network
 from charrnn.config import ModelConfig
 
 
@@ -19,15 +19,15 @@ def numeric_and_analytic(
     """
     cfg = ModelConfig(**{**vars(cfg), "dtype": "float64"})
     rng = np.random.default_rng(seed)
-    params = model.init_params(cfg, rng)
+    params = network.init_params(cfg, rng)
     for p in params.values():
         p += rng.normal(0.0, 0.1, p.shape)  # non-zero biases, asymmetric weights
     x = rng.integers(0, cfg.vocab_size, (seq_len, batch))
     y = rng.integers(0, cfg.vocab_size, (seq_len, batch))
-    s0 = np.tanh(rng.normal(0.0, 0.5, model.state_shape(cfg, batch)))  # a reachable state
+    s0 = np.tanh(rng.normal(0.0, 0.5, network.state_shape(cfg, batch)))  # a reachable state
 
     def run():  # the same dropout masks at every evaluation
-        return model.loss_and_grads(params, cfg, x, y, s0, dropout, np.random.default_rng(seed + 1))
+        return network.loss_and_grads(params, cfg, x, y, s0, dropout, np.random.default_rng(seed + 1))
 
     _, grads, _ = run()
     out = {}

@@ -1,261 +1,231 @@
-"""The character model: parameters, the chunk forward/backward pass, and one step.
+"""A trained model to use from Python: load it, sample from it, score text with it.
 
-Parameters live in one dict of named arrays; gradients use the same keys.
-For layer k (0-based):
+    import charrnn
+    m = charrnn.load("model.npz")
+    m.sample(200, temp=0.8, seed=1)   # -> str
+    m.score("some text").nats_per_char
 
-    W_ax.k  (V or H, G*H)  input projection; for layer 0 a row lookup by character id
-    W_aa.k  (H, G*H)       recurrent weights
-    b_a.k   (G*H,)         gate bias, added on the input side: x_t @ W_ax + b_a
-    W_ya    (H, V)         output projection
-    b_y     (V,)           output bias
-
-so that, for the vanilla RNN (G = 1),
-
-    a_t   = tanh(a_{t-1} @ W_aa + x_t @ W_ax + b_a)      # (B, H)
-    y_hat = softmax(a_t @ W_ya + b_y)                    # (B, V)
-
-which is the textbook a_t = tanh(W_aa a_{t-1} + W_ax x_t + b_a) with rows
-for batch entries. charrnn/reference.py writes exactly this, unbatched and
-slow; this module computes the same numbers fast (see layers_forward for
-the two tricks it uses) and tests pin the two together.
+Every method reads the model and never changes it, so one Model can serve
+many calls (and threads).
 """
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Iterator, Sequence
+
 import numpy as np
 
-from charrnn.cells import CELLS
-from charrnn.config import ModelConfig
+from charrnn import checkpoint, network
+from charrnn.checkpoint import Checkpoint
+from charrnn.errors import CharRNNError
+from charrnn.numerics import LN2, top_k
+from charrnn.sample import Decoding, Stops, beam_search, generate_scored
+from charrnn.score import Score, entropy_bits, eval_report, next_char_probs, scoring_streams, streams_nll
+from charrnn.score import per_char as per_char_nats
+from charrnn.vanishing import gradient_norms
+from charrnn.vocab import describe_chars
+from charrnn.workers import WorkerPool, default_eval_workers
 
 
-def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """The name and shape of every parameter of a model with this config."""
-    V, H = cfg.vocab_size, cfg.hidden
-    GH = CELLS[cfg.cell].gates * H
-    shapes = {}
-    for k in range(cfg.layers):
-        shapes[f"W_ax.{k}"] = (V if k == 0 else H, GH)
-        shapes[f"W_aa.{k}"] = (H, GH)
-        shapes[f"b_a.{k}"] = (GH,)
-    shapes["W_ya"] = (H, V)
-    shapes["b_y"] = (V,)
-    return shapes
+@dataclass
+class ModelInfo:
+    """What a checkpoint holds (``charrnn info --json`` prints exactly these fields)."""
+
+    path: str | None  # where it was loaded from (None: in memory)
+    format_version: int  # checkpoint format version
+    config: dict  # ModelConfig: vocab_size, hidden, cell, layers, dtype, reset_id
+    train_config: dict  # TrainConfig: optimizer, schedule, batch, validation, seed ...
+    vocab: str  # the characters, in id order
+    vocab_size: int
+    params: int  # number of parameters
+    steps: int  # optimizer steps taken
+    chars_seen: int  # training characters consumed
+    epoch: int  # completed passes over the training text
+    seconds: float  # training time over all runs
+    records: bool  # trained with --records (the state resets at newlines)
+    best_val_nats: float | None  # best validation loss, nats/char
+    best_step: int | None  # the step it was measured at
+    parent: str | None  # the checkpoint it was fine-tuned from
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
-def state_shape(cfg: ModelConfig, batch: int) -> tuple[int, int, int]:
-    """(L, B, S): the carried recurrent state of every layer."""
-    return (cfg.layers, batch, CELLS[cfg.cell].state_mult * cfg.hidden)
+@dataclass
+class Prediction:
+    """The model's next-character distribution after text[:index + 1]."""
+
+    index: int  # position in the text
+    char: str  # the character at that position
+    entropy_bits: float  # entropy of the whole distribution
+    next: list[tuple[str, float]]  # the k likeliest next characters and their probabilities
 
 
-def zero_state(cfg: ModelConfig, batch: int) -> np.ndarray:
-    """(L, B, S) zeros of the model's dtype: the state before any text has been read."""
-    return np.zeros(state_shape(cfg, batch), dtype=cfg.dtype)
+@dataclass
+class PerChar:
+    """Per-character scores of a text read from its start; entry i is about text[i + 1]."""
+
+    chars: str  # the predicted characters (the text less its first character)
+    nats: np.ndarray  # (n - 1,) -ln P(char | everything before it)
+    p_top: np.ndarray  # (n - 1,) probability of the model's likeliest character at that point
+
+    @property
+    def bits(self) -> np.ndarray:
+        return self.nats / LN2
 
 
-def init_params(cfg: ModelConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Uniform(-1/sqrt(H), 1/sqrt(H)) weights, zero biases; layer 0's lookup table is wider.
+class Model:
+    """A trained character model: generation, next-character probabilities and scoring."""
 
-    The LSTM's forget-gate bias starts at 1, so that early in training the
-    cell keeps its memory and gradients flow back through c_t.
+    def __init__(self, ck: Checkpoint, path: str | None = None):
+        self.checkpoint, self.path = ck, path
 
-    The lookup table W_ax.0 plays the part of an embedding followed by a
-    projection, so its entries get that product's scale (about 0.58).
-    """
-    bound = 1.0 / np.sqrt(cfg.hidden)
-    H = cfg.hidden
-    params = {}
-    for name, shape in param_shapes(cfg).items():
-        if name.startswith("b_"):
-            params[name] = np.zeros(shape, dtype=cfg.dtype)
-            if cfg.cell == "lstm" and name.startswith("b_a."):
-                params[name][H : 2 * H] = 1.0  # forget-gate bias 1: remember by default at the start
+    def __repr__(self) -> str:
+        c = self.checkpoint.model_config
+        return f"<charrnn.Model {c.cell} {c.layers}x{c.hidden}, {c.vocab_size} chars, step {self.checkpoint.step}>"
+
+    @property
+    def vocab(self) -> str:
+        """The characters the model knows, in id order."""
+        return self.checkpoint.vocab.chars
+
+    @property
+    def records(self) -> bool:
+        """Whether each line is an independent record (trained with --records)."""
+        return self.checkpoint.model_config.reset_id >= 0
+
+    @property
+    def history(self) -> dict[str, list]:
+        """The loss history kept in the checkpoint: {"train": rows, "val": rows} of (step, nats/char, seconds)."""
+        return self.checkpoint.history
+
+    def unknown(self, text: str) -> Counter:
+        """How often each character of ``text`` outside the vocabulary occurs."""
+        return self.checkpoint.vocab.unknown(text)
+
+    def check_text(self, text: str) -> None:
+        """Raise CharRNNError naming the characters of ``text`` the model does not know, if any."""
+        self.checkpoint.vocab.encode(text)
+
+    def is_training_record(self, text: str) -> bool:
+        """Records models: whether ``text`` (one generated record) is a line of the training corpus."""
+        return self.checkpoint.is_training_record(text)
+
+    @property
+    def info(self) -> ModelInfo:
+        ck = self.checkpoint
+        return ModelInfo(
+            path=self.path, format_version=checkpoint.VERSION, config=dict(vars(ck.model_config)),
+            train_config=dict(vars(ck.train_config)), vocab=ck.vocab.chars, vocab_size=ck.vocab.size,
+            params=network.num_params(ck.params), steps=ck.step, chars_seen=ck.chars_seen, epoch=ck.epoch,
+            seconds=ck.seconds, records=self.records, best_val_nats=ck.best_val, best_step=ck.best_step,
+            parent=ck.parent,
+        )
+
+    def stream_scored(self, n: int | None = 500, temp: float = 1.0, prime: str = "", top_k: int | None = None,
+                      top_p: float | None = None, stop: str | Sequence[str] | None = None,
+                      lines: int | None = None, seed: int | np.random.Generator | None = None,
+                      ) -> Iterator[tuple[str, float, np.ndarray]]:
+        """Like :meth:`stream`, yielding (char, p, probs (V,)): the model's own probabilities, temperature 1."""
+        strings = [stop] if isinstance(stop, str) else list(stop or [])
+        if any(s == "" for s in strings):
+            raise CharRNNError("stop strings must not be empty")
+        if self.records and lines is None and not strings:
+            lines = 1  # a records model generates whole records
+        stops = Stops(length=n or None, strings=strings, lines=lines)
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        return generate_scored(self.checkpoint, prime, rng, Decoding(temp, top_k, top_p), stops)
+
+    def stream(self, n: int | None = 500, temp: float = 1.0, prime: str = "", top_k: int | None = None,
+               top_p: float | None = None, stop: str | Sequence[str] | None = None, lines: int | None = None,
+               seed: int | np.random.Generator | None = None) -> Iterator[str]:
+        """Yield generated characters one at a time, continuing ``prime`` (not yielded).
+
+        Ends after ``n`` characters (None or 0: no limit), right after a
+        ``stop`` string, or after ``lines`` newlines, whichever comes first; a
+        records model ends at its record's end unless told otherwise. ``temp``
+        divides the logits (0 is greedy), then ``top_k`` and ``top_p`` filter.
+        The same ``seed`` gives the same text.
+        """
+        for ch, _, _ in self.stream_scored(n, temp, prime, top_k, top_p, stop, lines, seed):
+            yield ch
+
+    def sample(self, n: int | None = 500, temp: float = 1.0, prime: str = "", top_k: int | None = None,
+               top_p: float | None = None, stop: str | Sequence[str] | None = None, lines: int | None = None,
+               seed: int | np.random.Generator | None = None) -> str:
+        """Generated text as one string (the prime not included); see :meth:`stream`."""
+        if not n and not stop and lines is None and not self.records:
+            raise CharRNNError("n=0 with no stop or lines never ends; use stream() for endless text")
+        return "".join(self.stream(n, temp, prime, top_k, top_p, stop, lines, seed))
+
+    def beam(self, length: int, width: int = 4, prime: str = "", n: int = 1) -> list[tuple[str, float]]:
+        """The ``n`` likeliest continuations of ``prime`` of at most ``length`` characters, by beam search
+        of ``width`` beams: [(text, total log-probability in nats)], likeliest first. A records model's
+        continuations end at the record's end (its newline). Deterministic."""
+        return beam_search(self.checkpoint, prime, length, width, "\n" if self.records else None, n)
+
+    def gradient_norms(self, text: str, span: int = 50, samples: int = 64, seed: int = 0) -> np.ndarray:
+        """Mean ||dL_t/da_(t-k)|| for k = 0..span over ``samples`` positions of ``text``: (span + 1,).
+
+        How fast the gradient vanishes with the distance k (charrnn.vanishing).
+        """
+        ids = self.checkpoint.vocab.encode(text, skip_unknown=True)
+        try:
+            return gradient_norms(self.checkpoint, ids, span, samples, np.random.default_rng(seed))
+        except ValueError as e:
+            raise CharRNNError(str(e)) from None
+
+    def probs(self, text: str, k: int = 5) -> list[Prediction]:
+        """The k likeliest next characters after each prefix of ``text``, reading from its start."""
+        if k < 1:
+            raise CharRNNError(f"k must be at least 1, not {k}")
+        if not text:
+            raise CharRNNError("text is empty; give at least one character")
+        ck = self.checkpoint
+        p = next_char_probs(ck.params, ck.model_config, ck.vocab.encode(text))  # (n, V)
+        order, ent = top_k(p, k), entropy_bits(p)
+        return [Prediction(i, text[i], float(ent[i]), [(ck.vocab.chars[j], float(p[i, j])) for j in order[i]])
+                for i in range(len(text))]
+
+    def _known_ids(self, text: str) -> tuple[np.ndarray, int]:
+        ck = self.checkpoint
+        unknown = ck.vocab.unknown(text)
+        ids = ck.vocab.encode(text, skip_unknown=True)
+        if len(ids) < 2:
+            skipped = f" (skipped {describe_chars(sorted(unknown))})" if unknown else ""
+            raise CharRNNError(f"fewer than 2 known characters; nothing to score{skipped}")
+        return ids, sum(unknown.values())
+
+    def score(self, text: str, workers: int | None = 1) -> Score:
+        """nats/char, bits/char and perplexity of ``text``, read from its start with the state carried.
+
+        A long text is read as pieces of 8,192 characters, each after the 512
+        before it (charrnn.score.scoring_streams), batched and shared between
+        ``workers`` processes (None: as many as help, see
+        charrnn.workers.default_eval_workers); the figures do not depend on
+        ``workers``. Characters outside the vocabulary are skipped and
+        counted in ``unknown_chars``.
+        """
+        ids, unknown = self._known_ids(text)
+        ck = self.checkpoint
+        x, y, mask = scoring_streams(ids)  # (B, L)
+        n = default_eval_workers(len(x), len(ids)) if workers is None else min(workers, len(x))
+        if n > 1:
+            with WorkerPool(n, ck.model_config, n) as pool:
+                total = pool.streams_nll(ck.params, ck.model_config, x, y, mask, seq_len=256)
         else:
-            b = 1.0 if name == "W_ax.0" else bound
-            params[name] = rng.uniform(-b, b, size=shape).astype(cfg.dtype)
-    return params
+            total = streams_nll(ck.params, ck.model_config, x, y, mask, seq_len=256)
+        return eval_report(total, len(ids) - 1, unknown)
+
+    def per_char(self, text: str) -> PerChar:
+        """The cost of every character of ``text`` after the first (unknown characters skipped)."""
+        ids, _ = self._known_ids(text)
+        ck = self.checkpoint
+        nats, p_top = per_char_nats(ck.params, ck.model_config, ids)
+        return PerChar(ck.vocab.decode(ids[1:]), nats, p_top)
 
 
-def num_params(params: dict[str, np.ndarray]) -> int:
-    return int(sum(p.size for p in params.values()))
-
-
-def reset_mask(cfg: ModelConfig, x, dtype):
-    """Records mode: (T, B, 1) with 0 where x_t is the reset character (a newline), else None.
-
-    The state entering a newline is zeroed, so what the model predicts after
-    a newline, and everything in the next record, ignores earlier records.
-    """
-    if cfg.reset_id < 0:
-        return None
-    return (x != cfg.reset_id).astype(dtype)[:, :, None]
-
-
-def _dropout_mask(rng, shape, p: float, dtype, part=None):
-    """Inverted dropout: keep with probability 1-p and scale by 1/(1-p), so eval needs no change.
-
-    shape is (T, b, H). With ``part`` = (start, stop, B), the chunk holds
-    streams start:stop of a batch of B: the draws are made for all B streams
-    and this part's columns kept, so that the masks do not depend on how a
-    batch is shared between workers.
-    """
-    if part is None:
-        draws = rng.random(shape, dtype=np.float32)
-    else:
-        start, stop, B = part
-        draws = rng.random((shape[0], B, shape[2]), dtype=np.float32)[:, start:stop]
-    keep = draws >= p
-    return keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
-
-
-def layers_forward(params, cfg, x, state0, dropout: float = 0.0, rng=None, part=None):
-    """Run every layer over a chunk. x (T, B) ids; state0 (L, B, S).
-
-    Two exact rewrites make layer 0 fast. The bias is folded into the lookup
-    table (row i of W_ax.0 + b_a.0 is x_t @ W_ax + b_a for character i), so
-    the chunk's whole input projection is one row gather. And the columns
-    of sigmoid gates are halved, because sigmoid(z) = (1 + tanh(z/2)) / 2
-    lets a cell run one tanh over all its gates (see charrnn.cells).
-
-    With dropout > 0 (training only), each layer's output is multiplied by a
-    fresh inverted-dropout mask drawn from ``rng`` before it feeds the next
-    layer or the output projection (``part``: see _dropout_mask).
-    Returns (top output (T, B, H), state_last (L, B, S), per-layer caches).
-    """
-    cell = CELLS[cfg.cell]
-    T, B = x.shape
-    keep = reset_mask(cfg, x, state0.dtype)
-    state_last = np.empty_like(state0)
-    n_sig = cell.n_sig * cfg.hidden  # sigmoid-gate columns, which the cell wants halved
-    inp, caches = None, []
-    for k in range(cfg.layers):
-        W, b = params[f"W_ax.{k}"], params[f"b_a.{k}"]
-        if k == 0:
-            table = W + b  # (V, GH): the bias folded into the lookup table
-            table[:, :n_sig] *= 0.5  # exact: halving commutes with the sums and products
-            xp = table[x]  # (T, B, GH): one row gather, no one-hot product
-        else:
-            if n_sig:
-                W, b = W.copy(), b.copy()
-                W[:, :n_sig] *= 0.5
-                b[:n_sig] *= 0.5
-            xp = (inp.reshape(T * B, -1) @ W).reshape(T, B, -1)
-            xp += b
-        hs, state_last[k], cache = cell.forward(params[f"W_aa.{k}"], xp, state0[k], keep)
-        mask = None
-        if dropout > 0:
-            mask = _dropout_mask(rng, hs.shape, dropout, hs.dtype, part)
-            hs = hs * mask
-        caches.append((inp, cache, mask))
-        inp = hs
-    return inp, state_last, caches
-
-
-ONE_HOT_MAX_V = 256  # up to this vocabulary size, a one-hot product is the fastest scatter
-
-
-def scatter_rows(ids, rows, V: int):
-    """(V, W) sums of ``rows`` (N, W) grouped by ``ids`` (N,): the lookup table's gradient.
-
-    np.add.at is exact but slow (7.6 ms at N=4096, W=256). For small
-    vocabularies a (V, N) one-hot product runs as one BLAS call (0.8 ms);
-    for large ones, sorting by id and np.add.reduceat (2.5 ms) does not grow
-    with V.
-    """
-    N = len(ids)
-    if V <= ONE_HOT_MAX_V:
-        onehot = np.zeros((V, N), dtype=rows.dtype)
-        onehot[ids, np.arange(N)] = 1
-        return onehot @ rows
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-    out = np.zeros((V, rows.shape[1]), dtype=rows.dtype)
-    out[sorted_ids[starts]] = np.add.reduceat(rows[order], starts, axis=0)
-    return out
-
-
-def _log_softmax_nll(logits, y):
-    """logits (N, V) shifted in place; y (N,). Returns (nll (N,), exp-shifted (N, V), sums (N, 1))."""
-    logits -= logits.max(axis=1, keepdims=True)
-    e = np.exp(logits)
-    s = e.sum(axis=1, keepdims=True)
-    nll = np.log(s[:, 0]) - logits[np.arange(len(y)), y]
-    return nll, e, s
-
-
-def loss_and_grads(params, cfg: ModelConfig, x, y, state0, dropout: float = 0.0, rng=None, part=None):
-    """Forward and backward over one chunk of truncated BPTT.
-
-    x, y (T, B) int ids (y is x shifted by one); state0 (L, B, S) carried in.
-    ``dropout`` > 0 applies inverted dropout after every layer, with masks
-    drawn from the Generator ``rng``; ``part`` = (start, stop, B) says the
-    chunk is streams start:stop of a batch of B shared between workers, so
-    the masks are that part of the whole batch's (see _dropout_mask).
-    Returns (loss, grads, state_last): loss is the mean cross-entropy in
-    nats/char over the T*B predictions, grads has the keys of params, and
-    state_last (L, B, S) is what the caller carries into the next chunk.
-    Gradients stop at the chunk boundary.
-    """
-    T, B = x.shape
-    H = cfg.hidden
-    cell = CELLS[cfg.cell]
-    top, state_last, caches = layers_forward(params, cfg, x, state0, dropout, rng, part)
-    h = top.reshape(T * B, H)
-    logits = h @ params["W_ya"]  # (N, V)
-    logits += params["b_y"]
-    yf = y.reshape(-1)
-    nll, e, s = _log_softmax_nll(logits, yf)
-    N = T * B
-    loss = float(nll.sum(dtype=np.float64) / N)
-
-    dlogits = e  # becomes (softmax - onehot) / N
-    dlogits /= s
-    dlogits[np.arange(N), yf] -= 1
-    dlogits *= 1.0 / N
-    grads = {"W_ya": h.T @ dlogits, "b_y": dlogits.sum(axis=0)}
-    dh = (dlogits @ params["W_ya"].T).reshape(T, B, H)
-    for k in range(cfg.layers - 1, -1, -1):
-        inp, cache, mask = caches[k]
-        if mask is not None:
-            dh *= mask
-        dxp, grads[f"W_aa.{k}"], _ = cell.backward(params[f"W_aa.{k}"], cache, dh)
-        dxp2 = dxp.reshape(T * B, -1)  # (N, GH)
-        grads[f"b_a.{k}"] = dxp2.sum(axis=0)
-        if k == 0:
-            grads["W_ax.0"] = scatter_rows(x.reshape(-1), dxp2, cfg.vocab_size)
-        else:
-            grads[f"W_ax.{k}"] = inp.reshape(T * B, -1).T @ dxp2
-            dh = (dxp2 @ params[f"W_ax.{k}"].T).reshape(T, B, H)
-    return loss, grads, state_last
-
-
-def chunk_nll(params, cfg: ModelConfig, x, y, state0):
-    """Forward only: per-prediction loss. x, y (T, B); returns (nll (T, B) nats, state_last)."""
-    T, B = x.shape
-    top, state_last, _ = layers_forward(params, cfg, x, state0)
-    logits = top.reshape(T * B, -1) @ params["W_ya"]
-    logits += params["b_y"]
-    nll, _, _ = _log_softmax_nll(logits, y.reshape(-1))
-    return nll.reshape(T, B), state_last
-
-
-def chunk_logits(params, cfg: ModelConfig, x, state0):
-    """Forward only: x (T, B) ids -> (logits (T, B, V), state_last (L, B, S))."""
-    T, B = x.shape
-    top, state_last, _ = layers_forward(params, cfg, x, state0)
-    logits = top.reshape(T * B, -1) @ params["W_ya"]
-    logits += params["b_y"]
-    return logits.reshape(T, B, -1), state_last
-
-
-def step(params, cfg: ModelConfig, ids, state):
-    """One character for each of B streams: ids (B,), state (L, B, S) -> (logits (B, V), new state)."""
-    cell = CELLS[cfg.cell]
-    if cfg.reset_id >= 0:
-        state = state * (ids != cfg.reset_id).astype(state.dtype)[None, :, None]
-    new = np.empty_like(state)
-    h = None
-    for k in range(cfg.layers):
-        xp = params["W_ax.0"][ids] if k == 0 else h @ params[f"W_ax.{k}"]
-        xp = xp + params[f"b_a.{k}"]
-        h, new[k] = cell.step(params[f"W_aa.{k}"], xp, state[k])
-    return h @ params["W_ya"] + params["b_y"], new
+def load(path: str) -> Model:
+    """Load a checkpoint written by ``charrnn train``; raises CharRNNError naming any problem."""
+    return Model(checkpoint.load(path), path)

@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from charrnn.config import ModelConfig
-from charrnn.data import padded_streams
 from charrnn.errors import CharRNNError
+from charrnn.gradients import Gradients
 from charrnn.launcher import launched_by_mpi
 from charrnn.score import streams_nll
 from charrnn.shards import Layout, contribute, shares, summed
@@ -44,7 +44,7 @@ def join() -> "MpiTeam | None":
     return _current
 
 
-class MpiTeam:
+class MpiTeam(Gradients):
     """This rank's view of the job: its rank, the size, and the collective operations training needs."""
 
     def __init__(self):
@@ -62,12 +62,12 @@ class MpiTeam:
     def is_root(self) -> bool:
         return self.rank == 0
 
-    def share(self, value):
+    def agree(self, value):
         """Rank 0's ``value``, on every rank (a broadcast; other ranks' values are ignored)."""
         return self.comm.bcast(value if self.is_root else None, root=0)
 
     def loss_and_grads(self, params, cfg: ModelConfig, x, y, state0, dropout: float = 0.0, rng=None):
-        """:func:`charrnn.model.loss_and_grads` over the whole batch, shared between the ranks.
+        """:func:`charrnn.network.loss_and_grads` over the whole batch, shared between the ranks.
 
         Every rank passes the same x, y (T, B), state0 (L, B, S) and rng; each
         computes its own streams and one Allreduce sums the contributions.
@@ -84,17 +84,14 @@ class MpiTeam:
         self.comm.Allreduce(self.MPI.IN_PLACE, flat, op=self.MPI.SUM)
         return summed(layout.views(flat), params)
 
-    def total_nll(self, params, cfg: ModelConfig, ids: np.ndarray, batch: int = 64, seq_len: int = 128):
-        """:func:`charrnn.score.total_nll` with the streams shared between the ranks: (nats, count)."""
-        if len(ids) < 2:
-            return 0.0, 0
-        x, y, mask = padded_streams(ids, batch)
+    def streams_nll(self, params, cfg: ModelConfig, x, y, mask, seq_len: int = 128, key=None) -> float:
+        """:func:`charrnn.score.streams_nll` with the rows of x, y, mask (B, L) shared between the ranks."""
         parts = shares(len(x), min(self.size, len(x)))
         mine = 0.0
         if self.rank < len(parts):
             start, stop = parts[self.rank]
             mine = streams_nll(params, cfg, x[start:stop], y[start:stop], mask[start:stop], seq_len)
-        return float(self.comm.allreduce(mine, op=self.MPI.SUM)), len(ids) - 1
+        return float(self.comm.allreduce(mine, op=self.MPI.SUM))
 
     def align(self, *dicts: dict[str, np.ndarray]) -> None:
         """Make every rank's arrays (parameters, optimizer state) rank 0's, in place.
@@ -117,7 +114,7 @@ class MpiTeam:
         error and the others exit with code 1 and say nothing.
         """
         if not self.is_root:
-            run = self.share(None)
+            run = self.agree(None)
             if run is None:
                 self.all_failing = True
                 raise SystemExit(1)
@@ -126,9 +123,9 @@ class MpiTeam:
             run = make_run()
         except BaseException:
             self.all_failing = True
-            self.share(None)
+            self.agree(None)
             raise
-        return self.share(run)
+        return self.agree(run)
 
     def abort(self, code: int) -> None:
         """End every rank of the job now (when only some ranks fail, the others would wait forever)."""

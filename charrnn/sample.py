@@ -12,7 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
-from charrnn import model
+from charrnn import network
 from charrnn.numerics import safe_log, softmax, top_k
 from charrnn.checkpoint import Checkpoint
 from charrnn.errors import UsageError
@@ -50,8 +50,8 @@ class Stops:
 
 def prime_state(ck: Checkpoint, prime_ids: np.ndarray):
     """Read the prime through the model. Returns (logits (V,) for the next char, state (L, 1, S))."""
-    state = model.zero_state(ck.model_config, 1)
-    logits, state = model.chunk_logits(ck.params, ck.model_config, prime_ids[:, None], state)  # (T, 1, V)
+    state = network.zero_state(ck.model_config, 1)
+    logits, state = network.chunk_logits(ck.params, ck.model_config, prime_ids[:, None], state)  # (T, 1, V)
     return logits[-1, 0].astype(np.float64), state
 
 
@@ -147,7 +147,7 @@ def generate_scored(
             if any(tail.endswith(s) for s in stops.strings):
                 return
         cur[0] = i
-        out, state = model.step(params, cfg, cur, state)
+        out, state = network.step(params, cfg, cur, state)
         logits = out[0].astype(np.float64)
 
 
@@ -188,7 +188,7 @@ def beam_search(
         scores = cand[best]
         if len(best) == 0 or (len(done) == n_best and done[-1][0] >= scores[0]) or t == length - 1:
             break
-        out, state = model.step(params, cfg, char, state[:, beam])
+        out, state = network.step(params, cfg, char, state[:, beam])
         logp = safe_log(softmax(out))
     if not length:
         return [("", 0.0)]

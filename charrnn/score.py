@@ -6,24 +6,29 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from charrnn import model
+from charrnn import network
 from charrnn.config import ModelConfig
 from charrnn.data import padded_streams
 from charrnn.numerics import LN2, safe_log, softmax
 
 
-def total_nll(params, cfg: ModelConfig, ids: np.ndarray, batch: int = 64, seq_len: int = 128) -> tuple[float, int]:
-    """Sum of nats over every prediction in ``ids`` and their count.
+def total_nll(params, cfg: ModelConfig, ids: np.ndarray, batch: int = 64, seq_len: int = 128,
+              by=None) -> tuple[float, int]:
+    """Sum of nats over every prediction in ``ids`` (n,) and their count.
 
     The text is cut into up to ``batch`` contiguous streams, each starting
     from a zero state and carrying it chunk to chunk, so the whole of it is
     scored in batched forward passes. With batch=1 this is the exact
-    loss of reading the text from its start.
+    loss of reading the text from its start. ``by`` (a charrnn.gradients.Gradients)
+    shares the streams between processes; None scores them here.
     """
     if len(ids) < 2:
         return 0.0, 0
     x, y, mask = padded_streams(ids, batch)
-    return streams_nll(params, cfg, x, y, mask, seq_len), len(ids) - 1
+    if by is None:
+        return streams_nll(params, cfg, x, y, mask, seq_len), len(ids) - 1
+    key = (ids.__array_interface__["data"][0], len(ids), batch)  # the same array as last time?
+    return by.streams_nll(params, cfg, x, y, mask, seq_len, key), len(ids) - 1
 
 
 def streams_nll(params, cfg: ModelConfig, x, y, mask, seq_len: int = 128) -> float:
@@ -33,10 +38,10 @@ def streams_nll(params, cfg: ModelConfig, x, y, mask, seq_len: int = 128) -> flo
     sums to the same total (up to float rounding).
     """
     B, L = x.shape
-    state = model.zero_state(cfg, B)
+    state = network.zero_state(cfg, B)
     total = 0.0
     for j in range(0, L, seq_len):
-        nll, state = model.chunk_nll(params, cfg, x[:, j : j + seq_len].T, y[:, j : j + seq_len].T, state)
+        nll, state = network.chunk_nll(params, cfg, x[:, j : j + seq_len].T, y[:, j : j + seq_len].T, state)
         total += float(nll.sum(where=mask[:, j : j + seq_len].T, dtype=np.float64))
     return total
 
@@ -78,10 +83,10 @@ def nats_per_char(params, cfg: ModelConfig, ids: np.ndarray, batch: int = 64) ->
 
 def next_char_probs(params, cfg: ModelConfig, ids: np.ndarray) -> np.ndarray:
     """(n, V) float64: row i is P(next char | ids[:i+1]), reading from a zero state."""
-    state = model.zero_state(cfg, 1)
+    state = network.zero_state(cfg, 1)
     rows = []
     for j in range(0, len(ids), 256):
-        logits, state = model.chunk_logits(params, cfg, ids[j : j + 256, None], state)
+        logits, state = network.chunk_logits(params, cfg, ids[j : j + 256, None], state)
         rows.append(softmax(logits[:, 0, :]))
     return np.concatenate(rows) if rows else np.zeros((0, cfg.vocab_size))
 

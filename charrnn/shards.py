@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from charrnn import model
+from charrnn import network
 from charrnn.config import ModelConfig
 
 MIN_STREAMS_PER_WORKER = 8  # the default worker count keeps at least this many streams each
@@ -48,15 +48,43 @@ class Layout:
     @classmethod
     def contribution(cls, cfg: ModelConfig, batch: int) -> "Layout":
         """The layout of one worker's contribution: gradients, loss, whole-batch state."""
-        shapes = dict(model.param_shapes(cfg))
+        shapes = dict(network.param_shapes(cfg))
         shapes["loss"] = (1,)
-        shapes["state"] = model.state_shape(cfg, batch)
+        shapes["state"] = network.state_shape(cfg, batch)
         return cls(shapes)
 
     def views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
         """Named views into ``flat`` (size,): writing a view writes the buffer."""
         return {name: flat[off : off + math.prod(shape)].reshape(shape)
                 for (name, shape), off in zip(self.shapes.items(), self.offsets.values())}
+
+
+class SharedLayout:
+    """The one shared-memory segment of a worker pool, as both sides see it.
+
+    ``[params | carried state (L, B, S) | n contribution slots]``, in the
+    model's dtype: the parent writes the parameters and state, worker i
+    reads them and writes slot i, the parent sums the slots.
+    """
+
+    def __init__(self, cfg: ModelConfig, batch: int, n: int):
+        self.params = Layout(network.param_shapes(cfg))
+        self.slot = Layout.contribution(cfg, batch)
+        self.state_shape = network.state_shape(cfg, batch)
+        self.n, self.dtype = n, np.dtype(cfg.dtype)
+        self.state_size = math.prod(self.state_shape)
+        self.size = self.params.size + self.state_size + n * self.slot.size  # elements in all
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    def views(self, buf) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """(params by name, state (L, B, S), slots (n, slot size)): views into the segment ``buf``."""
+        flat = np.ndarray((self.size,), dtype=self.dtype, buffer=buf)
+        a, b = self.params.size, self.params.size + self.state_size
+        return (self.params.views(flat[:a]), flat[a:b].reshape(self.state_shape),
+                flat[b:].reshape(self.n, self.slot.size))
 
 
 def contribute(params, cfg: ModelConfig, x, y, state0, part: tuple[int, int, int], out: dict[str, np.ndarray],
@@ -69,7 +97,7 @@ def contribute(params, cfg: ModelConfig, x, y, state0, part: tuple[int, int, int
     so they are the masks one process would use.
     """
     start, stop, B = part
-    loss, grads, last = model.loss_and_grads(params, cfg, x, y, state0, dropout, rng, part=part)
+    loss, grads, last = network.loss_and_grads(params, cfg, x, y, state0, dropout, rng, part=part)
     weight = (stop - start) / B
     for name, g in grads.items():
         np.multiply(g, weight, out=out[name])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from charrnn import model
+from charrnn import network
 from charrnn.cells import CELLS
 from charrnn.checkpoint import Checkpoint
 from charrnn.numerics import softmax
@@ -30,9 +30,9 @@ def gradient_norms(ck: Checkpoint, ids: np.ndarray, span: int, samples: int, rng
     warm = np.stack([ids[s : s + WARMUP] for s in starts], axis=1)  # (WARMUP, B)
     x = np.stack([ids[s + WARMUP : s + WARMUP + W] for s in starts], axis=1)  # (W, B)
     y_last = np.array([ids[s + WARMUP + W] for s in starts])  # (B,) target at t = W-1
-    state = model.zero_state(cfg, B)
-    _, state = model.chunk_logits(params, cfg, warm, state)
-    top, _, caches = model.layers_forward(params, cfg, x, state)
+    state = network.zero_state(cfg, B)
+    _, state = network.chunk_logits(params, cfg, warm, state)
+    top, _, caches = network.layers_forward(params, cfg, x, state)
     h_t = top[-1]  # (B, H)
     p = softmax(h_t @ params["W_ya"] + params["b_y"])  # (B, V)
     p[np.arange(B), y_last] -= 1  # dL_t/dlogits for each stream's own loss

@@ -7,7 +7,7 @@ the parent copies the parameters and carried state into one shared-memory
 segment and sends each worker its streams' ids; each worker writes its
 contribution (charrnn.shards) into its own slot of the segment, and the
 parent sums the slots. So ``pool.loss_and_grads`` returns what
-``model.loss_and_grads`` returns for the whole batch, up to float rounding.
+``network.loss_and_grads`` returns for the whole batch, up to float rounding.
 
 Faults: a worker that raises or dies ends the call with a :class:`WorkerError`
 naming it and the cause; workers live in their own session (a Ctrl-C at the
@@ -28,20 +28,15 @@ from multiprocessing.connection import Connection
 
 import numpy as np
 
-from charrnn import model
 from charrnn.config import ModelConfig
-from charrnn.data import padded_streams
-from charrnn.errors import CharRNNError
-from charrnn.shards import MIN_STREAMS_PER_WORKER, Layout, shares, summed
+from charrnn.errors import CharRNNError, WorkerError
+from charrnn.gradients import Gradients
+from charrnn.shards import MIN_STREAMS_PER_WORKER, SharedLayout, shares, summed
 
 SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                    "VECLIB_MAXIMUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1"}
 EVAL_WORKERS_MIN = 100_000  # characters of text before eval uses workers by default
 STOP_SECONDS = 2.0  # how long a closing worker may take before it is killed
-
-
-class WorkerError(CharRNNError):
-    """A worker process raised or died; the message names it and the cause."""
 
 
 def available_cores() -> int:
@@ -91,39 +86,28 @@ def _describe_exit(code: int | None) -> str:
     return f"exited with code {code}"
 
 
-class WorkerPool:
+class WorkerPool(Gradients):
     """``n`` worker processes for a model of config ``cfg`` training a batch of ``batch`` streams.
 
-    Use as a context manager, or call :meth:`close`; both are safe to repeat.
+    A :class:`charrnn.gradients.Gradients`. Use as a context manager, or call
+    :meth:`close`; both are safe to repeat.
     """
 
     def __init__(self, n: int, cfg: ModelConfig, batch: int):
-        self.n = self.size = n  # processes (``size``, as an MpiTeam's)
+        self.n = self.size = n  # processes
         self.cfg, self.batch = cfg, batch
         self.parts = shares(batch, n)
-        self.params_layout = Layout(model.param_shapes(cfg))
-        self.slot_layout = Layout.contribution(cfg, batch)
-        self.state_size = int(np.prod(model.state_shape(cfg, batch)))
-        dtype = np.dtype(cfg.dtype)
-        total = self.params_layout.size + self.state_size + n * self.slot_layout.size
-        self.shm = shared_memory.SharedMemory(create=True, size=total * dtype.itemsize,
+        self.layout = SharedLayout(cfg, batch, n)
+        self.shm = shared_memory.SharedMemory(create=True, size=self.layout.nbytes,
                                               name=f"charrnn_{os.getpid()}_{os.urandom(4).hex()}")
         self.unlinked, self.procs, self.conns, self.text_keys = False, [], [], [None] * n
-        flat = np.ndarray((total,), dtype=dtype, buffer=self.shm.buf)
-        self.params_in, rest = self._cut(flat, self.params_layout.size)
-        state_flat, slots = self._cut(rest, self.state_size)
-        self.state_in = state_flat.reshape(model.state_shape(cfg, batch))
-        self.slots = slots.reshape(n, self.slot_layout.size)
-        self.acc = np.empty(self.slot_layout.size, dtype=dtype)  # the sum, in the parent's own memory
+        self.params_in, self.state_in, self.slots = self.layout.views(self.shm.buf)
+        self.acc = np.empty(self.layout.slot.size, dtype=self.layout.dtype)  # the sum, in the parent's own memory
         try:
             self._start()
         except BaseException:
             self.close()
             raise
-
-    @staticmethod
-    def _cut(flat, size):
-        return flat[:size], flat[size:]
 
     def _start(self) -> None:
         env = dict(os.environ, **SINGLE_THREADED)
@@ -131,7 +115,7 @@ class WorkerPool:
         env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         for i in range(self.n):
             mine, theirs = socket.socketpair()
-            cmd = [sys.executable, "-m", "charrnn.workers", str(theirs.fileno()), str(os.getpid())]
+            cmd = [sys.executable, "-m", "charrnn.worker_process", str(theirs.fileno()), str(os.getpid())]
             proc = subprocess.Popen(cmd, env=env, pass_fds=[theirs.fileno()], start_new_session=True,
                                     stdin=subprocess.DEVNULL)
             theirs.close()
@@ -170,11 +154,11 @@ class WorkerPool:
             raise WorkerError(f"worker {i + 1} of {self.n} cannot be reached") from None
 
     def _load_params(self, params) -> None:
-        for name, view in self.params_layout.views(self.params_in).items():
+        for name, view in self.params_in.items():
             view[...] = params[name]
 
     def loss_and_grads(self, params, cfg: ModelConfig, x, y, state0, dropout: float = 0.0, rng=None):
-        """:func:`charrnn.model.loss_and_grads` over the whole batch, shared between the workers.
+        """:func:`charrnn.network.loss_and_grads` over the whole batch, shared between the workers.
 
         x, y (T, B) ids; state0 (L, B, S). Returns (loss, grads, state_last);
         grads are views into the pool's sum buffer, valid until the next call.
@@ -192,14 +176,7 @@ class WorkerPool:
         np.copyto(self.acc, self.slots[0])
         for slot in self.slots[1:]:
             self.acc += slot
-        return summed(self.slot_layout.views(self.acc), self.params_layout.shapes)
-
-    def total_nll(self, params, cfg: ModelConfig, ids: np.ndarray, batch: int = 64, seq_len: int = 128):
-        """:func:`charrnn.score.total_nll` with the streams shared between the workers: (nats, count)."""
-        if len(ids) < 2:
-            return 0.0, 0
-        key = (ids.__array_interface__["data"][0], len(ids), batch)  # the same array as last time?
-        return self.streams_nll(params, cfg, *padded_streams(ids, batch), seq_len, key), len(ids) - 1
+        return summed(self.layout.slot.views(self.acc), self.params_in)
 
     def streams_nll(self, params, cfg: ModelConfig, x, y, mask, seq_len: int = 128, key=None) -> float:
         """:func:`charrnn.score.streams_nll` with the rows of x, y, mask (B, L) shared between the workers.
@@ -240,14 +217,3 @@ class WorkerPool:
                 self.unlinked = True
             self.shm = None
 
-    def __enter__(self) -> "WorkerPool":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-if __name__ == "__main__":
-    from charrnn.worker_loop import serve
-
-    serve(int(sys.argv[1]), int(sys.argv[2]))

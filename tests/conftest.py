@@ -10,7 +10,8 @@ from charrnn import checkpoint
 from charrnn.cli import app
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.limits import Limits
-from charrnn.training import new_checkpoint, train
+from charrnn.checkpoint import new_checkpoint
+from charrnn.trainer import train_checkpoint as train
 from charrnn.vocab import Vocab
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,11 +4,12 @@ import json
 import numpy as np
 import pytest
 
-from charrnn import checkpoint, model
+from charrnn import checkpoint, network
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.gradcheck import check_gradients
 from charrnn.limits import Limits
-from charrnn.training import new_checkpoint, train
+from charrnn.checkpoint import new_checkpoint
+from charrnn.trainer import train_checkpoint as train
 from charrnn.vocab import Vocab
 
 from conftest import CORPORA, one_line_error
@@ -21,7 +22,7 @@ CELLS = ["rnn", "lstm", "gru"]
 def test_every_parameter_gradient_of_every_cell(cell, layers):
     cfg = ModelConfig(vocab_size=6, hidden=5, cell=cell, layers=layers)
     errors = check_gradients(cfg, seq_len=6, batch=3)
-    assert set(errors) == set(model.param_shapes(cfg))
+    assert set(errors) == set(network.param_shapes(cfg))
     assert max(errors.values()) < 1e-5, errors
 
 
@@ -33,13 +34,13 @@ def test_gradients_with_dropout_masks(cell):
 
 def test_parameter_shapes_follow_the_gates():
     for cell, g in [("rnn", 1), ("lstm", 4), ("gru", 3)]:
-        shapes = model.param_shapes(ModelConfig(vocab_size=9, hidden=6, cell=cell, layers=2))
+        shapes = network.param_shapes(ModelConfig(vocab_size=9, hidden=6, cell=cell, layers=2))
         assert shapes["W_ax.0"] == (9, 6 * g) and shapes["W_ax.1"] == (6, 6 * g) and shapes["W_aa.1"] == (6, 6 * g)
-    assert model.state_shape(ModelConfig(vocab_size=9, hidden=6, cell="lstm", layers=3), 4) == (3, 4, 12)
+    assert network.state_shape(ModelConfig(vocab_size=9, hidden=6, cell="lstm", layers=3), 4) == (3, 4, 12)
 
 
 def test_lstm_forget_gate_bias_starts_at_one():
-    params = model.init_params(ModelConfig(vocab_size=5, hidden=4, cell="lstm", layers=2), np.random.default_rng(0))
+    params = network.init_params(ModelConfig(vocab_size=5, hidden=4, cell="lstm", layers=2), np.random.default_rng(0))
     for k in (0, 1):
         b = params[f"b_a.{k}"]
         assert (b[4:8] == 1).all() and (b[:4] == 0).all() and (b[8:] == 0).all()
@@ -49,12 +50,12 @@ def test_lstm_forget_gate_bias_starts_at_one():
 def test_step_by_step_equals_the_chunk_for_every_cell(cell):
     cfg = ModelConfig(vocab_size=5, hidden=4, cell=cell, layers=2, dtype="float64")
     rng = np.random.default_rng(0)
-    params = model.init_params(cfg, rng)
+    params = network.init_params(cfg, rng)
     x = rng.integers(0, 5, (7, 2))
-    s = np.zeros(model.state_shape(cfg, 2))
-    logits, s_chunk = model.chunk_logits(params, cfg, x, s)
+    s = np.zeros(network.state_shape(cfg, 2))
+    logits, s_chunk = network.chunk_logits(params, cfg, x, s)
     for t in range(7):
-        out, s = model.step(params, cfg, x[t], s)
+        out, s = network.step(params, cfg, x[t], s)
         np.testing.assert_allclose(out, logits[t], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(s, s_chunk, rtol=1e-10, atol=1e-12)
 
@@ -62,13 +63,13 @@ def test_step_by_step_equals_the_chunk_for_every_cell(cell):
 def test_dropout_is_for_training_only():
     cfg = ModelConfig(vocab_size=5, hidden=8, layers=2, dtype="float64")
     rng = np.random.default_rng(0)
-    params = model.init_params(cfg, rng)
+    params = network.init_params(cfg, rng)
     x = rng.integers(0, 5, (6, 3))
-    s = np.zeros(model.state_shape(cfg, 3))
-    plain, _, _ = model.loss_and_grads(params, cfg, x, x, s)
-    dropped, _, _ = model.loss_and_grads(params, cfg, x, x, s, 0.5, np.random.default_rng(1))
+    s = np.zeros(network.state_shape(cfg, 3))
+    plain, _, _ = network.loss_and_grads(params, cfg, x, x, s)
+    dropped, _, _ = network.loss_and_grads(params, cfg, x, x, s, 0.5, np.random.default_rng(1))
     assert plain != dropped
-    nll, _ = model.chunk_nll(params, cfg, x, x, s)  # evaluation takes no dropout at all
+    nll, _ = network.chunk_nll(params, cfg, x, x, s)  # evaluation takes no dropout at all
     assert nll.mean() == pytest.approx(plain)
 
 

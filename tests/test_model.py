@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from charrnn import model, optim
+from charrnn import network, optim
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.gradcheck import check_gradients
 
@@ -9,20 +9,20 @@ from charrnn.gradcheck import check_gradients
 @pytest.mark.parametrize("layers", [1, 2])
 def test_every_gradient_matches_central_differences(layers):
     errors = check_gradients(ModelConfig(vocab_size=6, hidden=7, layers=layers), seq_len=6, batch=3)
-    assert set(errors) == set(model.param_shapes(ModelConfig(vocab_size=6, hidden=7, layers=layers)))
+    assert set(errors) == set(network.param_shapes(ModelConfig(vocab_size=6, hidden=7, layers=layers)))
     assert max(errors.values()) < 1e-5, errors
 
 
 def test_gradcheck_notices_a_wrong_gradient(monkeypatch):
     """The check itself must be able to fail: break the output-bias gradient."""
-    real = model.loss_and_grads
+    real = network.loss_and_grads
 
     def broken(*a, **k):
         loss, grads, s = real(*a, **k)
         grads["b_y"] = grads["b_y"] * 1.01
         return loss, grads, s
 
-    monkeypatch.setattr(model, "loss_and_grads", broken)
+    monkeypatch.setattr(network, "loss_and_grads", broken)
     errors = check_gradients(ModelConfig(vocab_size=4, hidden=3), seq_len=3, batch=2)
     assert errors["b_y"] > 1e-3 and errors["W_ya"] < 1e-5
 
@@ -30,7 +30,7 @@ def test_gradcheck_notices_a_wrong_gradient(monkeypatch):
 def _setup(T=8, B=3, H=5, V=4, seed=0):
     cfg = ModelConfig(vocab_size=V, hidden=H, dtype="float64")
     rng = np.random.default_rng(seed)
-    params = model.init_params(cfg, rng)
+    params = network.init_params(cfg, rng)
     x = rng.integers(0, V, (T, B))
     y = rng.integers(0, V, (T, B))
     return cfg, params, x, y
@@ -38,13 +38,13 @@ def _setup(T=8, B=3, H=5, V=4, seed=0):
 
 def test_carried_state_makes_chunks_equal_one_long_forward():
     cfg, params, x, y = _setup(T=10)
-    s0 = np.zeros(model.state_shape(cfg, 3))
-    whole, s_whole = model.chunk_nll(params, cfg, x, y, s0)
-    first, s1 = model.chunk_nll(params, cfg, x[:4], y[:4], s0)
-    second, s2 = model.chunk_nll(params, cfg, x[4:], y[4:], s1)
+    s0 = np.zeros(network.state_shape(cfg, 3))
+    whole, s_whole = network.chunk_nll(params, cfg, x, y, s0)
+    first, s1 = network.chunk_nll(params, cfg, x[:4], y[:4], s0)
+    second, s2 = network.chunk_nll(params, cfg, x[4:], y[4:], s1)
     np.testing.assert_allclose(np.concatenate([first, second]), whole, rtol=1e-12)
     np.testing.assert_allclose(s2, s_whole, rtol=1e-12)
-    loss, _, s_last = model.loss_and_grads(params, cfg, x[:4], y[:4], s0)
+    loss, _, s_last = network.loss_and_grads(params, cfg, x[:4], y[:4], s0)
     np.testing.assert_allclose(s_last, s1)
     assert loss == pytest.approx(first.mean())
 
@@ -52,9 +52,9 @@ def test_carried_state_makes_chunks_equal_one_long_forward():
 def test_the_carried_in_state_is_left_untouched():
     """Truncated BPTT: the caller owns h0 and gets a new h_last, so chunks cannot leak into each other."""
     cfg, params, x, y = _setup()
-    s0 = np.full(model.state_shape(cfg, 3), 0.3)
+    s0 = np.full(network.state_shape(cfg, 3), 0.3)
     before = s0.copy()
-    _, _, s_last = model.loss_and_grads(params, cfg, x, y, s0)
+    _, _, s_last = network.loss_and_grads(params, cfg, x, y, s0)
     np.testing.assert_array_equal(s0, before)
     assert not np.shares_memory(s_last, s0)
     assert not np.allclose(s_last, s0)
@@ -62,15 +62,15 @@ def test_the_carried_in_state_is_left_untouched():
 
 def test_step_matches_the_chunk_forward():
     cfg, params, x, _ = _setup(T=6, B=2)
-    s = np.zeros(model.state_shape(cfg, 2))
-    logits, _ = model.chunk_logits(params, cfg, x, s)
+    s = np.zeros(network.state_shape(cfg, 2))
+    logits, _ = network.chunk_logits(params, cfg, x, s)
     for t in range(6):
-        step_logits, s = model.step(params, cfg, x[t], s)
+        step_logits, s = network.step(params, cfg, x[t], s)
         np.testing.assert_allclose(step_logits, logits[t], rtol=1e-10)
 
 
 def test_parameters_are_float32_by_default_and_named():
-    params = model.init_params(ModelConfig(vocab_size=5, hidden=4, cell="rnn"), np.random.default_rng(0))
+    params = network.init_params(ModelConfig(vocab_size=5, hidden=4, cell="rnn"), np.random.default_rng(0))
     assert set(params) == {"W_ax.0", "W_aa.0", "b_a.0", "W_ya", "b_y"}
     assert all(p.dtype == np.float32 for p in params.values())
     assert params["W_ax.0"].shape == (5, 4) and params["W_ya"].shape == (4, 5)
@@ -78,9 +78,9 @@ def test_parameters_are_float32_by_default_and_named():
 
 def test_float32_training_step_keeps_float32():
     cfg = ModelConfig(vocab_size=4, hidden=5)
-    params = model.init_params(cfg, np.random.default_rng(0))
+    params = network.init_params(cfg, np.random.default_rng(0))
     x = np.zeros((3, 2), np.uint8)
-    _, grads, s = model.loss_and_grads(params, cfg, x, x, np.zeros(model.state_shape(cfg, 2), np.float32))
+    _, grads, s = network.loss_and_grads(params, cfg, x, x, np.zeros(network.state_shape(cfg, 2), np.float32))
     assert all(g.dtype == np.float32 for g in grads.values()) and s.dtype == np.float32
 
 
@@ -142,7 +142,7 @@ def test_scatter_rows_sums_rows_by_id(V):
     rows = rng.normal(size=(500, 7))
     expected = np.zeros((V, 7))
     np.add.at(expected, ids, rows)
-    np.testing.assert_allclose(model.scatter_rows(ids, rows, V), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(network.scatter_rows(ids, rows, V), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_gradients_are_right_for_a_large_vocabulary():

@@ -9,7 +9,9 @@ from charrnn.data import Streams, fit_shape, padded_streams, split
 from charrnn.errors import CharRNNError
 from charrnn.score import next_char_probs
 from charrnn.limits import Limits, parse_duration
-from charrnn.training import auto_eval_every, best_path, new_checkpoint, train
+from charrnn.checkpoint import new_checkpoint
+from charrnn.loop import auto_eval_every, best_path
+from charrnn.trainer import train_checkpoint as train
 from charrnn.vocab import Vocab
 
 from conftest import CORPORA, train_small

@@ -153,7 +153,7 @@ def test_a_time_budget_picks_the_documented_size_and_says_so(cli, tmp_path):
 
 def test_the_dropout_grows_with_the_exposure_a_budget_makes_to_the_text():
     from charrnn.budget import NOMINAL_RATES, EXPOSURE_DROPOUT, choose
-    from charrnn.model import init_params, num_params
+    from charrnn.network import init_params, num_params
 
     choice = choose(600, 1_000_000, 65)
     params = num_params(init_params(ModelConfig(vocab_size=65, hidden=choice.hidden), np.random.default_rng(0)))

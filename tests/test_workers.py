@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import charrnn
-from charrnn import checkpoint, model, workers
+from charrnn import checkpoint, network, workers
 from charrnn.config import ModelConfig
 from charrnn.errors import CharRNNError
 from charrnn.shards import Layout, contribute, shares, summed
@@ -78,10 +78,10 @@ def test_summed_contributions_are_the_whole_batch(cell):
     """The seam: any split of the streams sums to one process's loss, gradients and state (float64)."""
     cfg = ModelConfig(vocab_size=7, hidden=5, cell=cell, layers=2, dtype="float64")
     rng = np.random.default_rng(1)
-    params = model.init_params(cfg, rng)
+    params = network.init_params(cfg, rng)
     x, y = rng.integers(0, 7, (6, 5)), rng.integers(0, 7, (6, 5))
-    state0 = rng.normal(size=model.state_shape(cfg, 5))
-    whole = model.loss_and_grads(params, cfg, x, y, state0, 0.3, np.random.default_rng(9))
+    state0 = rng.normal(size=network.state_shape(cfg, 5))
+    whole = network.loss_and_grads(params, cfg, x, y, state0, 0.3, np.random.default_rng(9))
     layout = Layout.contribution(cfg, 5)
     total = np.zeros(layout.size)
     draws = np.random.default_rng(9)
@@ -117,7 +117,7 @@ def test_two_workers_train_the_same_model_as_one(tmp_path):
     a, b = checkpoint.load(str(tmp_path / "a.npz")), checkpoint.load(str(tmp_path / "b.npz"))
     for k in a.params:
         np.testing.assert_allclose(b.params[k], a.params[k], rtol=1e-4, atol=2e-6, err_msg=k)
-        assert not np.array_equal(a.params[k], model.init_params(a.model_config, np.random.default_rng(5))[k])
+        assert not np.array_equal(a.params[k], network.init_params(a.model_config, np.random.default_rng(5))[k])
     np.testing.assert_allclose(b.state, a.state, atol=1e-5)
     assert b.rng.bit_generator.state == a.rng.bit_generator.state  # the same dropout draws were made
     assert two.val_nats == pytest.approx(one.val_nats, abs=1e-5)
@@ -165,13 +165,13 @@ def test_a_worker_that_raises_stops_training_with_one_line_and_keeps_the_work(tm
 
 def test_a_worker_that_dies_is_named_with_its_signal():
     cfg = ModelConfig(vocab_size=5, hidden=8, cell="gru")
-    params = model.init_params(cfg, np.random.default_rng(0))
+    params = network.init_params(cfg, np.random.default_rng(0))
     x = np.zeros((4, 4), dtype=np.int64)
     with WorkerPool(2, cfg, 4) as pool:
-        pool.loss_and_grads(params, cfg, x, x, model.zero_state(cfg, 4))
+        pool.loss_and_grads(params, cfg, x, x, network.zero_state(cfg, 4))
         os.kill(pool.procs[1].pid, signal.SIGKILL)
         with pytest.raises(WorkerError, match=r"worker 2 of 2 \(pid \d+\) was killed by SIGKILL"):
-            pool.loss_and_grads(params, cfg, x, x, model.zero_state(cfg, 4))
+            pool.loss_and_grads(params, cfg, x, x, network.zero_state(cfg, 4))
     assert _shm_names(os.getpid()) == []
 
 

@@ -1,7 +1,7 @@
 """The command line, a face on the library: each command parses, calls charrnn's API, prints.
 
     app.py         the typer app, one-line errors, shared output helpers
-    training.py    train
+    train.py       train
     text.py        sample, probs, eval
     inspection.py  info, plot, gradcheck, gradients
 """
@@ -9,7 +9,7 @@ from charrnn.launcher import quiet_blas_threads
 
 quiet_blas_threads()  # under mpiexec, one BLAS thread per rank: before any command module loads NumPy
 
-from charrnn.cli import inspection, text, training  # noqa: E402,F401  (each registers its commands on the app)
+from charrnn.cli import inspection, text, train  # noqa: E402,F401  (each registers its commands on the app)
 from charrnn.cli.app import app  # noqa: E402
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
 import typer
 
 from charrnn.cli.app import app, emit_json
@@ -13,8 +12,7 @@ from charrnn.errors import CharRNNError, UsageError
 from charrnn.gradcheck import norm_error, numeric_and_analytic, worst_element_error
 from charrnn.metrics_log import finite, read_log
 from charrnn.plot import line_plot
-from charrnn.trained import load
-from charrnn.vanishing import gradient_norms
+from charrnn.model import load
 from charrnn.vocab import read_text
 
 
@@ -34,7 +32,7 @@ def info(
     """
     m = load(path)
     if curve:
-        print(loss_plot(m.checkpoint.history))
+        print(loss_plot(m.history))
         return
     facts = m.info.to_dict()
     if json_output or not sys.stdout.isatty():
@@ -140,22 +138,22 @@ def gradients(
     """
     if span < 1 or samples < 1:
         raise UsageError("--span and --samples must be positive")
-    ck = load(model_path).checkpoint
-    ids = ck.vocab.encode(read_text(corpus), skip_unknown=True)
+    m = load(model_path)
     try:
-        norms = gradient_norms(ck, ids, span, samples, np.random.default_rng(seed))
-    except ValueError as e:
+        norms = m.gradient_norms(read_text(corpus), span, samples, seed)
+    except CharRNNError as e:
         raise CharRNNError(f"{corpus}: {e}") from None
+    cfg = m.info.config
     if json_output:
-        emit_json({"cell": ck.model_config.cell, "span": span, "samples": samples, "k": list(range(span + 1)),
+        emit_json({"cell": cfg["cell"], "span": span, "samples": samples, "k": list(range(span + 1)),
                     "norm": [float(n) for n in norms]})
         return
-    print(f"mean ||dL_t/da_(t-k)|| over {samples} positions, {ck.model_config.cell} {ck.model_config.layers}x{ck.model_config.hidden}")
+    print(f"mean ||dL_t/da_(t-k)|| over {samples} positions, {cfg['cell']} {cfg['layers']}x{cfg['hidden']}")
     print(f"{'k':>4}  {'norm':>10}  {'vs k=0':>8}")
     for k, n in enumerate(norms):
         if k <= 10 or k % 5 == 0 or k == span:
             print(f"{k:>4}  {n:>10.3e}  {n / norms[0]:>8.2e}")
-    print(line_plot({ck.model_config.cell: (list(range(span + 1)), list(norms))}, log_y=True,
+    print(line_plot({cfg["cell"]: (list(range(span + 1)), list(norms))}, log_y=True,
                     x_label="k (steps back)", y_label="gradient norm"))
 
 

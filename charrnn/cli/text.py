@@ -12,8 +12,8 @@ from charrnn.cli.app import app, closed_pipe_is_fine, emit_json, note, read_arg_
 from charrnn.display import heat_char, print_heat_legend, probs_table, show_char, stdout_console, surprise_char
 from charrnn.errors import CharRNNError, UsageError
 from charrnn.numerics import TINY, top_k
-from charrnn.sample import Decoding, beam_search
-from charrnn.trained import Model, load
+from charrnn.sample import Decoding
+from charrnn.model import Model, load
 from charrnn.vocab import describe_chars, read_text
 
 
@@ -62,7 +62,7 @@ def sample(
     if not length and not stop and lines is None and not m.records and num_samples > 1:
         raise UsageError("-n 0 with no --stop or --lines never ends, so --num-samples cannot follow it")
     prime_text = read_arg_text(prime) if prime else ""
-    m.checkpoint.vocab.encode(prime_text)  # reject unknown characters before printing anything
+    m.check_text(prime_text)  # reject unknown characters before printing anything
     separator = "" if m.records else sep.encode("utf-8").decode("unicode_escape")
     with closed_pipe_is_fine():
         if beam is not None:
@@ -142,7 +142,7 @@ def _write_beams(m: Model, writer: _Text, prime: str, length: int, width: int, n
     """The likeliest continuations by beam search; a records model's end at the record's end."""
     if not length:
         raise UsageError("--beam needs a --length of at least 1")
-    results = beam_search(m.checkpoint, prime, length, width, "\n" if m.records else None, num_samples)
+    results = m.beam(length, width, prime, num_samples)
     for i, (text, logp) in enumerate(results):
         writer.start(i)
         writer.chars(text)
@@ -160,7 +160,7 @@ def _write_samples(m: Model, writer: _Text, num_samples: int, novel: bool, optio
         drawn = m.stream_scored(**options)
         if novel:  # decide before anything of it is written
             drawn = list(drawn)
-            if m.checkpoint.is_training_record("".join(ch for ch, _, _ in drawn)):
+            if m.is_training_record("".join(ch for ch, _, _ in drawn)):
                 dropped += 1
                 continue
         writer.start(done)
@@ -252,7 +252,7 @@ def eval_(
         result = m.per_char(text) if per_char else m.score(text, workers)
     except CharRNNError as e:
         raise CharRNNError(f"{'stdin' if file == '-' else file}: {e}") from None
-    unknown = m.checkpoint.vocab.unknown(text)
+    unknown = m.unknown(text)
     if unknown:
         note(f"warning: skipped {sum(unknown.values())} character(s) not in the vocabulary: "
              f"{describe_chars(sorted(unknown))}")
@@ -260,7 +260,7 @@ def eval_(
         if not per_char:
             _print_score(result.to_dict(), json_output)
         elif color:
-            first = m.vocab[m.checkpoint.vocab.encode(text, skip_unknown=True)[0]]
+            first = next(c for c in text if c in m.vocab)
             sys.stdout.write(first + "".join(surprise_char(c, n) for c, n in zip(result.chars, result.nats)))
             sys.stdout.write("\n" if (result.chars or first)[-1] != "\n" else "")
         else:

@@ -1,6 +1,6 @@
 """The worker side of charrnn.workers: one process that computes its share of each batch.
 
-Started as ``python -m charrnn.workers FD PARENT_PID`` with single-threaded
+Started as ``python -m charrnn.worker_process FD PARENT_PID`` with single-threaded
 BLAS. It talks to the parent over the socket FD, one message per request:
 
     ("init", index, cfg, shm_name, batch, n)  -> ("ready", pid)
@@ -22,10 +22,9 @@ from multiprocessing.connection import Connection
 
 import numpy as np
 
-from charrnn import model
 from charrnn.alloc import keep_freed_memory
 from charrnn.score import streams_nll
-from charrnn.shards import Layout, contribute, shares
+from charrnn.shards import SharedLayout, contribute, shares
 
 FAULT_ENV = "CHARRNN_TEST_WORKER_FAULT"  # "I:K": worker I (1-based) raises on its K-th gradient request (tests)
 
@@ -70,18 +69,10 @@ class _Worker:
     def __init__(self, index, cfg, shm_name, batch, n):
         keep_freed_memory()  # as the training process does: per-step arrays reuse pages
         self.cfg, self.index = cfg, index
-        params_layout, slot_layout = Layout(model.param_shapes(cfg)), Layout.contribution(cfg, batch)
-        state_shape = model.state_shape(cfg, batch)
-        state_size = int(np.prod(state_shape))
-        dtype = np.dtype(cfg.dtype)
-        total = params_layout.size + state_size + n * slot_layout.size
-        self.buf = _attach(shm_name, total * dtype.itemsize)
-        flat = np.ndarray((total,), dtype=dtype, buffer=self.buf)
-        at = params_layout.size
-        self.params = params_layout.views(flat[:at])
-        self.state_in = flat[at : at + state_size].reshape(state_shape)
-        at += state_size + index * slot_layout.size
-        self.out = slot_layout.views(flat[at : at + slot_layout.size])
+        layout = SharedLayout(cfg, batch, n)
+        self.buf = _attach(shm_name, layout.nbytes)
+        self.params, self.state_in, slots = layout.views(self.buf)
+        self.out = layout.slot.views(slots[index])
         start, stop = shares(batch, n)[index]
         self.part = (start, stop, batch)
         self.rows, self.calls, self.fault = None, 0, _fault_at(index)
@@ -140,3 +131,7 @@ def serve(fd: int, parent_pid: int) -> None:
         except OSError:
             break
     sys.exit(0)
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]), int(sys.argv[2]))

@@ -1,0 +1,167 @@
+"""Preparing a training run from its options: the checkpoint it starts from and the text it reads.
+
+A run starts one of three ways, each building its checkpoint differently:
+
+    fresh        a new vocabulary from the corpus and new weights
+    resume       the checkpoint at ``out``: weights, optimizer, data position, RNG
+    init_from    another checkpoint's weights and vocabulary, with a new optimizer
+
+:func:`prepare_run` does that, reads the corpus into ids and sets the limits
+and the learning-rate schedule. charrnn.trainer runs what it returns.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from typing import Callable, Sequence
+
+import numpy as np
+
+from charrnn import budget, checkpoint, network
+from charrnn.checkpoint import Checkpoint, new_checkpoint
+from charrnn.config import ModelConfig, TrainConfig
+from charrnn.data import Streams, fit_shape, record_hashes, split
+from charrnn.errors import CharRNNError, UsageError
+from charrnn.limits import Limits
+from charrnn.options import DEFAULT_STEPS, MODEL_FIELDS, TrainOptions, check_options
+from charrnn.vocab import Vocab, check_unknown_policy, fit_to_vocab, read_corpora
+
+
+@dataclass
+class Run:
+    """A run ready to train: its checkpoint, the text it trains and validates on, and when to stop."""
+
+    ck: Checkpoint
+    streams: Streams  # the training text as B streams (B may be smaller than the config's for short texts)
+    val_ids: np.ndarray  # (m,) validation ids: held out of the corpus, or read from --val-file
+    limits: Limits
+    text_chars: int = 0  # characters of text read (training and held-out validation)
+    out: str | None = None  # where to save (None: never)
+    resumed: bool = False
+    workers: int | None = None  # processes sharing each batch (None: the default for the batch)
+
+
+def _same_model(ck: Checkpoint, opts: TrainOptions, check_optimizer: bool) -> None:
+    """Refuse model options that contradict an existing checkpoint's shape."""
+    for k, v in opts.given(MODEL_FIELDS).items():
+        if getattr(ck.model_config, k) != v:
+            raise UsageError(f"--{k} {v} differs from the checkpoint's {getattr(ck.model_config, k)}; drop it")
+    if check_optimizer and opts.optimizer is not None and opts.optimizer != ck.train_config.optimizer:
+        raise UsageError(f"--optimizer {opts.optimizer} differs from the checkpoint's {ck.train_config.optimizer}")
+
+
+def _newline_id(vocab: Vocab) -> int:
+    if "\n" not in vocab.chars:
+        raise CharRNNError("--records needs one record per line, but the corpus has no newline")
+    return vocab.chars.index("\n")
+
+
+def _resumed(out: str, opts: TrainOptions, text: str) -> tuple[Checkpoint, str]:
+    ck = checkpoint.load(out)
+    _same_model(ck, opts, check_optimizer=True)
+    ck.train_config = replace(ck.train_config, **opts.train_config())
+    return ck, fit_to_vocab(ck.vocab, text, opts.unknown)
+
+
+def _fine_tuned(opts: TrainOptions, text: str) -> tuple[Checkpoint, str]:
+    parent = checkpoint.load(opts.init_from)
+    _same_model(parent, opts, check_optimizer=False)
+    check_unknown_policy(opts.unknown, parent.vocab)
+    text = fit_to_vocab(parent.vocab, text, opts.unknown)
+    mcfg = parent.model_config
+    if opts.records and mcfg.reset_id < 0:
+        mcfg = replace(mcfg, reset_id=_newline_id(parent.vocab))
+    ck = new_checkpoint(parent.vocab, mcfg, TrainConfig(**opts.train_config()))
+    ck.params = {k: v.copy() for k, v in parent.params.items()}
+    ck.parent = opts.init_from
+    return ck, text
+
+
+def _fresh(opts: TrainOptions, text: str, seconds: float | None, warn) -> Checkpoint:
+    if len(text) < 2:
+        raise CharRNNError(f"the corpus has {len(text)} character(s); at least 2 are needed to learn anything")
+    vocab = Vocab.from_text(text)
+    shape, tcfg = opts.given(MODEL_FIELDS), TrainConfig(**opts.train_config())
+    if seconds is not None and not shape:
+        held = 0.0 if tcfg.val_files else tcfg.val_frac
+        choice = budget.choose(seconds, int(len(text) * (1 - held)), vocab.size)
+        choice.train = {k: v for k, v in choice.train.items() if getattr(opts, k) is None}  # flags win
+        shape, tcfg = {"hidden": choice.hidden}, replace(tcfg, **choice.train)
+        warn(f"note: --time {opts.time}: {budget.describe(choice, ModelConfig().cell)} (pass --hidden to choose)")
+    mcfg = ModelConfig(vocab_size=vocab.size, **shape)
+    if opts.records:
+        mcfg.reset_id = _newline_id(vocab)
+    return new_checkpoint(vocab, mcfg, tcfg)
+
+
+def _set_schedule(ck: Checkpoint, opts: TrainOptions, steps: int | None, seconds: float | None) -> None:
+    """--cosine decays over the steps; a --time budget anneals over itself unless another schedule was asked for."""
+    tcfg = ck.train_config
+    if opts.cosine:
+        tcfg.cosine_steps = steps
+    explicit = opts.constant_lr or tcfg.cosine_steps or (tcfg.lr_decay_every and tcfg.lr_decay != 1.0)
+    tcfg.cosine_seconds = seconds if seconds is not None and not explicit else 0.0
+
+
+def prepare_run(corpus: Sequence[str], out: str | None, opts: TrainOptions,
+                warn: Callable[[str], None] = lambda m: None) -> Run:
+    """Check the options, read the corpus and build the checkpoint a run starts from."""
+    seconds = check_options(opts, out)
+    text = read_corpora(list(corpus), opts.encoding_errors, warn)
+    if opts.resume:
+        ck, text = _resumed(out, opts, text)
+    else:
+        if out is not None and os.path.exists(out) and not opts.force:
+            raise CharRNNError(f"{out} already exists; pass --resume to continue it, --force to overwrite it, "
+                               f"or -o another path")
+        ck, text = _fine_tuned(opts, text) if opts.init_from else (_fresh(opts, text, seconds, warn), text)
+        if ck.model_config.reset_id >= 0:
+            ck.record_hashes = record_hashes(text)
+    ids = ck.vocab.encode(text)
+    steps = opts.steps
+    if steps is None and opts.epochs is None and seconds is None:
+        steps = ck.step + DEFAULT_STEPS
+    _set_schedule(ck, opts, steps, seconds)
+    streams, val_ids = streams_and_val(ck, ids, _val_file_ids(ck, opts, warn), warn)
+    return Run(ck, streams, val_ids, Limits(steps, opts.epochs, seconds), len(ids), out=out, resumed=opts.resume,
+               workers=opts.workers)
+
+
+def _streams_for(ck: Checkpoint, train_ids: np.ndarray, warn) -> Streams:
+    """The batched streams over the training ids; restarts the epoch if the shape changed."""
+    tcfg = ck.train_config
+    B, T = fit_shape(len(train_ids), tcfg.batch, tcfg.seq_len)
+    if (B, T) != (tcfg.batch, tcfg.seq_len):
+        warn(f"note: the training text is short ({len(train_ids)} chars): using --batch {B} --seq-len {T}")
+    streams = Streams.of(train_ids, B, T)
+    if ck.state.shape[1] != B or ck.pos >= streams.steps_per_epoch:
+        if ck.step > 0:
+            warn("note: the batch shape or corpus changed since the checkpoint; restarting the epoch")
+        ck.state = network.zero_state(ck.model_config, B)
+        ck.pos = 0
+    return streams
+
+
+def streams_and_val(ck: Checkpoint, ids: np.ndarray, val_ids: np.ndarray | None, warn):
+    """(training streams, validation ids): ``val_ids`` if given, else held out of ``ids`` as the config says."""
+    tcfg = ck.train_config
+    if val_ids is None:
+        ids, val_ids = split(ids, tcfg.val_frac, tcfg.val_from, ck.model_config.reset_id)
+    if tcfg.val_frac > 0 and len(val_ids) == 0:
+        warn("note: the text is too short to hold out a validation split; validating on nothing")
+    return _streams_for(ck, ids, warn), val_ids
+
+
+def _val_file_ids(ck: Checkpoint, opts: TrainOptions, warn) -> np.ndarray | None:
+    """The --val-file texts as ids (None if there are none); unknown characters follow --unknown."""
+    if not ck.train_config.val_files:
+        return None
+    check_unknown_policy(opts.unknown, ck.vocab)
+    texts = []
+    for path in ck.train_config.val_files:
+        text = read_corpora([path], opts.encoding_errors, warn)
+        try:
+            texts.append(fit_to_vocab(ck.vocab, text, opts.unknown))
+        except CharRNNError as e:
+            raise CharRNNError(f"--val-file {path}: {e}") from None
+    return ck.vocab.encode("".join(texts))

@@ -1,0 +1,111 @@
+"""``charrnn.train()``: the one way a model is trained, from Python and from ``charrnn train``.
+
+    options  ->  prepare.prepare_run  ->  loop.run  ->  TrainResult
+
+The gradients are computed by this process, a pool of worker processes, or
+an MPI team (charrnn.gradients); the reporter hears what happens (the CLI
+passes one that draws a progress bar).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from charrnn import loop, mpi
+from charrnn.errors import UsageError
+from charrnn.events import Reporter, RunMetrics, StepEvent
+from charrnn.gradients import Gradients, InProcess
+from charrnn.checkpoint import Checkpoint
+from charrnn.limits import Limits, stop_on_signals
+from charrnn.model import Model
+from charrnn.options import DEFAULT_STEPS, options_from
+from charrnn.prepare import Run, prepare_run, streams_and_val
+from charrnn.workers import open_pool
+
+
+@dataclass
+class TrainResult(RunMetrics):
+    """The figures of a finished run (see RunMetrics) and the trained model."""
+
+    model: Model | None = field(default=None, repr=False, compare=False)
+
+
+class _Callbacks(Reporter):
+    """A reporter made of the on_step, on_validation and on_note functions."""
+
+    def __init__(self, on_step, on_validation, on_note):
+        self.on_step, self.on_validation, self.on_note = on_step, on_validation, on_note
+
+    def step(self, ck, event):
+        if self.on_step:
+            self.on_step(event)
+        if self.on_validation and event.val_nats is not None:
+            self.on_validation(event)
+
+    def note(self, message):
+        if self.on_note:
+            self.on_note(message)
+
+
+def _prepared_and_gradients(paths: list[str], out: str | None, opts, note) -> tuple[Run, Gradients]:
+    """The prepared run and what computes its gradients: an MPI team if a launcher started us, else a
+    worker pool or this process."""
+    team = mpi.join()
+    if team is None:
+        prepared = prepare_run(paths, out, opts, note)
+        pool = open_pool(prepared.workers, prepared.ck.model_config, prepared.streams.batch)
+        return prepared, pool or InProcess()
+    if opts.workers not in (None, 1):
+        raise UsageError("under MPI each rank is one worker: drop --workers, start one rank per core (mpiexec -n N)")
+    return team.broadcast_run(lambda: prepare_run(paths, out, opts, note)), team
+
+
+def train(corpus: str | os.PathLike | Sequence[str | os.PathLike], out: str | os.PathLike | None = None, *,
+          on_step: Callable[[StepEvent], None] | None = None,
+          on_validation: Callable[[StepEvent], None] | None = None,
+          on_note: Callable[[str], None] | None = None,
+          reporter: Reporter | None = None, **options) -> TrainResult:
+    """Train a character model on text files, as ``charrnn train`` does, and return it with its figures.
+
+    ``corpus`` is a path or a list of paths ("-" is stdin). ``out`` is the
+    checkpoint to write; None trains in memory and writes nothing.
+    ``options`` are the CLI's flags with underscores (``steps=200``,
+    ``hidden=128``, ``time="30s"``, ``val_frac=0.05``, ``resume=True`` ...;
+    see TrainOptions), with the same defaults. ``on_step`` gets every
+    step's StepEvent, ``on_validation`` the events of steps that validated,
+    ``on_note`` the notes the CLI prints to stderr; or pass a whole
+    ``reporter`` (charrnn.events.Reporter) instead. Ctrl-C (in the main
+    thread) stops after the current step, saves, and returns with
+    ``stopped_by == "SIGINT"``.
+    """
+    paths = [os.fspath(corpus)] if isinstance(corpus, (str, os.PathLike)) else [os.fspath(c) for c in corpus]
+    out = None if out is None else os.fspath(out)
+    if reporter is None:
+        reporter = _Callbacks(on_step, on_validation, on_note)
+    prepared, by = _prepared_and_gradients(paths, out, options_from(options), reporter.note)
+    with by:
+        if not by.is_root:  # under MPI only rank 0 reports and saves
+            reporter, prepared.out = Reporter(), None
+        with stop_on_signals() as should_stop:
+            metrics = loop.run(prepared, by, reporter, should_stop)
+    return TrainResult(**metrics.to_dict(), model=Model(prepared.ck, out))
+
+
+def train_checkpoint(ck: Checkpoint, ids, out: str | None = None, limits: Limits | None = None,
+                     reporter: Reporter | None = None, should_stop: Callable[[], str | None] = lambda: None,
+                     val_ids=None, workers: int | None = None) -> RunMetrics:
+    """Go on training the checkpoint ``ck`` in place on the id array ``ids`` (n,); the loop of :func:`train`.
+
+    For a checkpoint built in Python (charrnn.checkpoint.new_checkpoint or
+    load): the text is split and validated as ``ck.train_config`` says, or
+    validated on ``val_ids`` (m,); ``workers`` processes share each batch
+    (None: the default). Saves to ``out`` unless it is None; stops at
+    ``limits`` (default: 2000 more steps) or when ``should_stop()`` gives a reason.
+    """
+    reporter = reporter or Reporter()
+    streams, val_ids = streams_and_val(ck, ids, val_ids, reporter.note)
+    limits = limits or Limits(steps=ck.step + DEFAULT_STEPS)
+    prepared = Run(ck, streams, val_ids, limits, len(ids), out=out)
+    with open_pool(workers, ck.model_config, streams.batch) or InProcess() as by:
+        return loop.run(prepared, by, reporter, should_stop)
