@@ -15,7 +15,6 @@ import numpy as np
 from charrnn.errors import CharRNNError
 
 
-VAL_PLACES = ("spread", "end")  # where held-out validation text is taken from
 MIN_BLOCK = 1024  # characters per spread validation block at least (16 chunks of T=64)
 MAX_BLOCKS = 40  # spread validation blocks at most
 

@@ -1,4 +1,4 @@
-"""The fast batched model computes exactly what the textbook equations in charrnn/reference.py say."""
+"""The fast batched model computes exactly what the textbook equations in charrnn/reference.py say, for every cell."""
 import numpy as np
 import pytest
 
@@ -6,31 +6,71 @@ from charrnn import network, reference
 from charrnn.config import ModelConfig
 
 
+def _reference(cell, W, x, y, s0, H):
+    """(loss, grads, last state (S,)) of the textbook equations for one sequence."""
+    if cell == "rnn":
+        return reference.loss_and_grads(W, x, y, s0)
+    if cell == "lstm":
+        loss, grads, (h, c) = reference.lstm_loss_and_grads(W, x, y, s0[:H], s0[H:])
+        return loss, grads, np.concatenate([h, c])
+    return reference.gru_loss_and_grads(W, x, y, s0)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_fast_path_matches_the_reference_loss_and_gradients(seed):
+def test_fast_path_matches_the_reference_loss_and_gradients(cell, seed):
     V, H, T = 7, 6, 9
-    cfg = ModelConfig(vocab_size=V, hidden=H, cell="rnn", dtype="float64")
+    cfg = ModelConfig(vocab_size=V, hidden=H, cell=cell, dtype="float64")
     rng = np.random.default_rng(seed)
     params = network.init_params(cfg, rng)
     for p in params.values():
         p += rng.normal(0.0, 0.2, p.shape)  # non-zero biases
     x = rng.integers(0, V, T)
     y = rng.integers(0, V, T)
-    a0 = np.tanh(rng.normal(0.0, 0.5, H))
-    loss, grads, state = network.loss_and_grads(params, cfg, x[:, None], y[:, None], a0[None, None, :])
-    ref_loss, ref_grads, ref_a = reference.loss_and_grads(reference.from_params(params), list(x), list(y), a0)
+    s0 = np.tanh(rng.normal(0.0, 0.5, network.state_shape(cfg, 1)[2]))  # h (and c) carried in
+    loss, grads, state = network.loss_and_grads(params, cfg, x[:, None], y[:, None], s0[None, None, :])
+    ref_loss, ref_grads, ref_state = _reference(cell, reference.from_params(params, cell), list(x), list(y), s0, H)
     assert loss == pytest.approx(ref_loss, rel=1e-12)
-    np.testing.assert_allclose(state[0, 0], ref_a, rtol=1e-12)
-    for name, g in reference.from_params(grads).items():
+    np.testing.assert_allclose(state[0, 0], ref_state, rtol=1e-12)
+    fast = reference.from_params(grads, cell)
+    assert set(fast) == set(ref_grads)
+    for name, g in fast.items():
         np.testing.assert_allclose(g, ref_grads[name], rtol=1e-9, atol=1e-14, err_msg=name)
 
 
-def test_the_pin_can_fail_on_a_wrong_bias():
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_the_pin_can_fail_on_a_wrong_bias(cell):
     """A changed parameter changes the reference: the comparison above is not vacuous."""
-    cfg = ModelConfig(vocab_size=4, hidden=3, cell="rnn", dtype="float64")
+    H = 3
+    cfg = ModelConfig(vocab_size=4, hidden=H, cell=cell, dtype="float64")
     params = network.init_params(cfg, np.random.default_rng(0))
-    W = reference.from_params(params)
-    base, _, _ = reference.loss_and_grads(W, [0, 1, 2], [1, 2, 3], np.zeros(3))
-    W["b_a"] = W["b_a"] + 0.5
-    moved, _, _ = reference.loss_and_grads(W, [0, 1, 2], [1, 2, 3], np.zeros(3))
-    assert abs(base - moved) > 1e-3
+    W = reference.from_params(params, cell)
+    s0 = np.zeros(network.state_shape(cfg, 1)[2])
+    base = _reference(cell, W, [0, 1, 2], [1, 2, 3], s0, H)[0]
+    bias = "b_a" if cell == "rnn" else f"b_{reference.GATES[cell][-1]}"
+    W[bias] = W[bias] + 0.5
+    assert abs(base - _reference(cell, W, [0, 1, 2], [1, 2, 3], s0, H)[0]) > 1e-3
+
+
+def test_the_reference_gradients_are_the_derivative_of_the_reference_loss():
+    """Independent of the fast path: central differences of the textbook GRU and LSTM losses."""
+    rng = np.random.default_rng(4)
+    for cell in ("lstm", "gru"):
+        H, V = 3, 4
+        cfg = ModelConfig(vocab_size=V, hidden=H, cell=cell, dtype="float64")
+        W = {k: v + rng.normal(0, 0.3, v.shape)
+             for k, v in reference.from_params(network.init_params(cfg, rng), cell).items()}
+        s0 = rng.normal(0, 0.5, network.state_shape(cfg, 1)[2])
+        x, y = [0, 3, 1, 2], [3, 1, 2, 0]
+        _, grads, _ = _reference(cell, W, x, y, s0, H)
+        for name in ("W_hu" if cell == "gru" else "W_hf", "b_n" if cell == "gru" else "b_g"):
+            num = np.zeros_like(W[name])
+            for i in np.ndindex(W[name].shape):
+                old = W[name][i]
+                W[name][i] = old + 1e-6
+                up = _reference(cell, W, x, y, s0, H)[0]
+                W[name][i] = old - 1e-6
+                down = _reference(cell, W, x, y, s0, H)[0]
+                W[name][i] = old
+                num[i] = (up - down) / 2e-6
+            np.testing.assert_allclose(grads[name], num, rtol=1e-6, atol=1e-10, err_msg=f"{cell} {name}")
