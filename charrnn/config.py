@@ -98,6 +98,8 @@ class TrainConfig:
             raise UsageError("--warmup, --lr-decay-every and schedule lengths must be 0 or positive")
         if not 0 < self.lr_decay <= 1 or not 0 <= self.min_lr_frac <= 1:
             raise UsageError(f"--lr-decay must be in (0, 1], not {self.lr_decay}")
+        if self.seed < 0:
+            raise UsageError(f"--seed must be a whole number of at least 0, not {self.seed}")
         if self.eval_every < 0 or self.save_every < 0:
             raise UsageError("--eval-every and --save-every must be 0 (automatic) or positive")
 

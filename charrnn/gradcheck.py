@@ -5,6 +5,7 @@ import numpy as np
 
 from charrnn import network
 from charrnn.config import ModelConfig
+from charrnn.numerics import make_rng
 
 
 def numeric_and_analytic(
@@ -18,7 +19,7 @@ def numeric_and_analytic(
     rounding noise of float64 losses well below the checked tolerance.
     """
     cfg = ModelConfig(**{**vars(cfg), "dtype": "float64"})
-    rng = np.random.default_rng(seed)
+    rng = make_rng(seed)
     params = network.init_params(cfg, rng)
     for p in params.values():
         p += rng.normal(0.0, 0.1, p.shape)  # non-zero biases, asymmetric weights

@@ -19,7 +19,7 @@ import numpy as np
 from charrnn import checkpoint, network
 from charrnn.checkpoint import Checkpoint
 from charrnn.errors import CharRNNError
-from charrnn.numerics import LN2, top_k
+from charrnn.numerics import LN2, make_rng, top_k
 from charrnn.sample import Decoding, Stops, beam_search, generate_scored
 from charrnn.score import Score, entropy_bits, eval_report, next_char_probs, scoring_streams, streams_nll
 from charrnn.score import per_char as per_char_nats
@@ -134,7 +134,7 @@ class Model:
         if self.records and lines is None and not strings:
             lines = 1  # a records model generates whole records
         stops = Stops(length=n or None, strings=strings, lines=lines)
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        rng = make_rng(seed)
         return generate_scored(self.checkpoint, prime, rng, Decoding(temp, top_k, top_p), stops)
 
     def stream(self, n: int | None = 500, temp: float = 1.0, prime: str = "", top_k: int | None = None,
@@ -172,7 +172,7 @@ class Model:
         """
         ids = self.checkpoint.vocab.encode(text, skip_unknown=True)
         try:
-            return gradient_norms(self.checkpoint, ids, span, samples, np.random.default_rng(seed))
+            return gradient_norms(self.checkpoint, ids, span, samples, make_rng(seed))
         except ValueError as e:
             raise CharRNNError(str(e)) from None
 

@@ -15,6 +15,17 @@ LN2 = math.log(2)  # bits = nats / LN2
 TINY = 1e-300  # floor for probabilities before a log: ln(1e-300) ~ -690.8 nats, never -inf
 
 
+def make_rng(seed: "int | np.random.Generator | None") -> np.random.Generator:
+    """The Generator for a seed (a whole number >= 0, or None for fresh entropy); a Generator passes through."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
+        from charrnn.errors import UsageError
+
+        raise UsageError(f"--seed must be a whole number of at least 0, not {seed}")
+    return np.random.default_rng(seed)
+
+
 def softmax(logits, axis: int = -1) -> np.ndarray:
     """Probabilities from logits along ``axis``, in float64 so tiny ones stay accurate."""
     z = np.asarray(logits, dtype=np.float64)

@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -76,9 +77,35 @@ def run_shell(script: str, cwd=None, timeout=120) -> subprocess.CompletedProcess
 
 
 def one_line_error(stderr: str) -> str:
-    """Assert stderr is exactly one error line without a traceback, and return it."""
+    """Assert stderr is exactly one error line without a traceback, and not a crash; return it."""
     lines = [l for l in stderr.splitlines() if l.strip()]
     assert "Traceback" not in stderr, stderr
     assert len(lines) == 1, stderr
     assert lines[0].startswith("charrnn: error: "), stderr
+    assert not lines[0].startswith("charrnn: error: internal error"), stderr  # a bug, not bad input
     return lines[0]
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_workers(monkeypatch):
+    """Tests choose their own worker count: a CHARRNN_WORKERS from the shell must not change them."""
+    monkeypatch.delenv("CHARRNN_WORKERS", raising=False)
+
+
+def start_training(args, cwd, log: Path, timeout: float = 120) -> subprocess.Popen:
+    """Start ``python -m charrnn train ARGS --log LOG --log-every 1`` and return once a step is done.
+
+    Readiness is the first record in the log, never a fixed sleep, so a
+    loaded machine only makes the wait longer.
+    """
+    proc = subprocess.Popen([sys.executable, "-m", "charrnn", "train", *map(str, args), "--log", str(log),
+                             "--log-every", "1"], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    while not (log.exists() and log.read_text().strip()):
+        if proc.poll() is not None:
+            raise AssertionError(f"training ended before its first step: {proc.stderr.read().decode()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"no training step within {timeout} s")
+        time.sleep(0.05)
+    return proc

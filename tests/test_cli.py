@@ -8,7 +8,7 @@ import pytest
 
 from charrnn import checkpoint
 
-from conftest import CORPORA, one_line_error, run_cmd, run_shell
+from conftest import CORPORA, one_line_error, run_cmd, run_shell, start_training
 
 HOME = str(CORPORA / "home.txt")
 
@@ -85,6 +85,7 @@ def test_sample_prime_from_stdin(cli, home_model):
     (["--temp", "-1"], 2, "--temp must be 0"),
     (["--length", "-5"], 2, "--length must be 0 or more"),
     (["--prime", "HOUSE"], 1, r"not in the model's vocabulary: 'S' \(U\+0053\), 'U' \(U\+0055\)"),
+    (["--seed", "-1"], 2, "--seed must be a whole number of at least 0, not -1"),  # was an internal error
 ])
 def test_sample_rejects_bad_options(cli, home_model, args, code, message):
     r = cli("sample", "-m", home_model, *args)
@@ -150,6 +151,7 @@ def test_info_json(cli, home_model):
     (["train", "home.txt", "--val-frac", "1"], 2, "--val-frac must be in [0, 1)"),
     (["train", "home.txt", "-o", "."], 1, "is a directory"),
     (["train", "home.txt", "--optimizer", "rmsprop"], 2, "unknown optimizer"),
+    (["train", "home.txt", "--seed", "-1"], 2, "--seed must be a whole number of at least 0"),
     (["train", "home.txt", "--bogus"], 2, "No such option"),
     (["sample", "-m", "missing.npz"], 1, "no such checkpoint"),
     (["info", "home.txt"], 1, "not a charrnn checkpoint"),
@@ -212,18 +214,8 @@ def test_empty_stdin_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_during_training_saves_and_exits(tmp_path, sig, code):
-    corpus = CORPORA / "pantry.txt"
-    import subprocess
-    import sys
-
-    proc = subprocess.Popen([sys.executable, "-m", "charrnn", "train", str(corpus), "--time", "60", "--hidden", "64",
-                             "-o", "m.npz"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 30
-    while time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-        if time.time() > deadline - 28:  # give it about two seconds of training
-            break
-    time.sleep(1.0)
+    proc = start_training([CORPORA / "pantry.txt", "--time", "600", "--hidden", "64", "-o", "m.npz"], tmp_path,
+                          tmp_path / "log.jsonl")
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err.decode()

@@ -177,13 +177,17 @@ def test_kill_9_at_random_moments_never_leaves_a_broken_checkpoint(tmp_path):
     steps_seen = []
     for i in range(20):
         args = base + (["--resume"] if out.exists() else [])
+        before = out.stat().st_mtime_ns if out.exists() else None
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(0.8 + rng.random() * 0.7)
+        deadline = time.monotonic() + 120
+        while (out.stat().st_mtime_ns if out.exists() else None) == before:  # wait for this run's first save
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()
+            time.sleep(0.01)
+        time.sleep(rng.random() * 0.3)  # then kill at a random moment: often mid-save, saves come every step
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        if out.exists():
-            steps_seen.append(checkpoint.load(str(out)).step)  # must load: the old or the new save
-    assert len(steps_seen) >= 15 and steps_seen == sorted(steps_seen) and steps_seen[-1] > 0
+        steps_seen.append(checkpoint.load(str(out)).step)  # must load: the old or the new save
+    assert len(steps_seen) == 20 and steps_seen == sorted(steps_seen) and steps_seen[-1] > 0
 
 
 # ---------------------------------------------------------------- fuzzing

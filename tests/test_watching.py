@@ -13,7 +13,7 @@ from charrnn.config import TrainConfig
 from charrnn.metrics_log import FIELDS
 from charrnn.schedule import lr_at
 
-from conftest import CORPORA
+from conftest import CORPORA, start_training
 
 HOME = str(CORPORA / "home.txt")
 
@@ -65,9 +65,8 @@ def test_summary_appears_at_the_end(cli, tmp_path):
 
 
 def test_summary_appears_after_ctrl_c(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "charrnn", "train", str(CORPORA / "pantry.txt"), "--time", "60",
-                             "--hidden", "32", "-o", "m.npz"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(3)
+    proc = start_training([CORPORA / "pantry.txt", "--time", "600", "--hidden", "32", "-o", "m.npz"], tmp_path,
+                          tmp_path / "log.jsonl")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130

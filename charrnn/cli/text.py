@@ -5,13 +5,12 @@ import math
 import sys
 from typing import List, Optional
 
-import numpy as np
 import typer
 
 from charrnn.cli.app import app, closed_pipe_is_fine, emit_json, note, read_arg_text
 from charrnn.display import heat_char, print_heat_legend, probs_table, show_char, stdout_console, surprise_char
 from charrnn.errors import CharRNNError, UsageError
-from charrnn.numerics import TINY, top_k
+from charrnn.numerics import TINY, make_rng, top_k
 from charrnn.sample import Decoding
 from charrnn.model import Model, load
 from charrnn.vocab import describe_chars, read_text
@@ -72,7 +71,7 @@ def sample(
             writer = _writer(prime_text, separator, json_output, show_probs, m)
             options = dict(n=length or None, temp=0.0 if greedy else temp, prime=prime_text, top_k=top_k,
                            top_p=top_p, stop=stop, lines=lines,
-                           seed=np.random.default_rng(seed))  # one Generator for all samples
+                           seed=make_rng(seed))  # one Generator for all samples
             _write_samples(m, writer, num_samples, novel, options)
         if sys.stdout.isatty() and not json_output:
             sys.stdout.write("\n")
