@@ -142,8 +142,8 @@ def _modules():
 
 
 def test_no_private_name_crosses_a_module_boundary():
-    modules = {"model", "cells", "checkpoint", "optim", "sample", "score", "training", "data", "vocab", "runs",
-               "trained", "numerics", "display", "limits", "config", "gradcheck", "vanishing", "app"}
+    modules = {path.stem for path in _modules()} - {"__init__", "__main__"}  # every module of the package
+    assert {"network", "loop", "cells", "app", "train"} <= modules
     found = []
     for path in _modules():
         for node in ast.walk(ast.parse(path.read_text())):
@@ -160,6 +160,42 @@ def test_the_cli_package_has_no_import_cycle():
     tree = ast.parse((ROOT / "charrnn" / "cli" / "app.py").read_text())
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not any(m and m.startswith("charrnn.cli") for m in imported)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Each module of the package and the package modules it imports at load time."""
+    names = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p for p in _modules()}
+    graph = {}
+    for name, path in names.items():
+        deps = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("charrnn"):
+                deps |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in names else node.module
+                         for a in node.names}
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name in names}
+        graph[name] = deps - {name}
+    return graph
+
+
+def test_no_import_cycle_anywhere_in_the_package():
+    graph, done, path = _import_graph(), set(), []
+
+    def visit(name):
+        assert name not in path, " -> ".join(path[path.index(name):] + [name])
+        if name in done:
+            return
+        path.append(name)
+        for dep in sorted(graph.get(name, ())):
+            visit(dep)
+        path.pop()
+        done.add(name)
+
+    assert "charrnn.loop" in graph and "charrnn.cli.train" in graph
+    for name in sorted(graph):
+        visit(name)
+    library = {name: deps for name, deps in graph.items() if not name.startswith(("charrnn.cli", "charrnn.__main__"))}
+    assert not any(d.startswith("charrnn.cli") for deps in library.values() for d in deps)  # never the command line
 
 
 def test_modules_and_functions_stay_small():
