@@ -1,35 +1,46 @@
 """Self-contained checkpoints: one .npz file, written atomically, loaded without pickle.
 
-Layout (every entry an ordinary array; ``allow_pickle=False`` everywhere):
+One file is both the model to use and the run to resume. Layout (every
+entry an ordinary array; ``allow_pickle=False`` everywhere):
 
-    meta          uint8   UTF-8 JSON: format, version, model and train configs,
-                          vocabulary, step, chars_seen, data position, RNG state,
-                          best validation loss, parent checkpoint
-    param/<name>  float   the model parameters (see charrnn.network)
-    opt/<key>     float   optimizer state (see charrnn.optim), opt/t the update count
-    state         float   (L, B, S) hidden state carried into the next chunk
-    hist/train    float64 (n, 3) rows of (step, train nats/char, training seconds)
-    hist/val      float64 (n, 3) rows of (step, validation nats/char, training seconds)
-    records/hashes uint64 (records mode only) sorted fingerprints of the training lines
+    meta           uint8   UTF-8 JSON: format, version, model and train configs,
+                           vocabulary, step, chars_seen, data position, RNG state,
+                           best validation loss, which weights are served, parent
+    param/<name>   float   the weights to use: what sample, probs, eval, info and
+                           --init-from read (see charrnn.network for the names)
+    last/<name>    float   the last step's weights, where --resume continues; only
+                           when they are not param/ (version 2)
+    avg/<name>     float   the running average of the weights (version 2, averaging on)
+    opt/<key>      float   optimizer state (see charrnn.optim), opt/t the update count
+    state          float   (L, B, S) hidden state carried into the next chunk
+    hist/train     float64 (n, 3) rows of (step, train nats/char, training seconds)
+    hist/val       float64 (n, 3) rows of (step, validation nats/char, training seconds)
+    hist/avg       float64 (n, 3) the same for the averaged weights (version 2)
+    records/hashes uint64  (records mode only) sorted fingerprints of the training lines
+
+A version-1 file (written before param/ could differ from the last step's
+weights) has no last/ entry: its param/ is both what it serves and where a
+resume continues.
 """
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from charrnn import __version__, network, optim
+from charrnn.atomic import write_atomically
 from charrnn.config import ModelConfig, TrainConfig, from_dict, to_dict
 from charrnn.data import record_hash
 from charrnn.errors import CharRNNError
 from charrnn.vocab import Vocab
 
 FORMAT = "charrnn-checkpoint"
-VERSION = 1
+VERSION = 2
+HISTORIES = ("train", "val", "avg")  # loss histories kept: training, validation, the average's
 
 
 @dataclass
@@ -39,7 +50,7 @@ class Checkpoint:
     model_config: ModelConfig  # the shape of the model: cell, sizes, vocabulary size
     train_config: TrainConfig  # how it is trained: optimizer, schedule, batch, validation
     vocab: Vocab
-    params: dict[str, np.ndarray]
+    params: dict[str, np.ndarray]  # the weights training continues from: the last step's
     opt_state: dict[str, np.ndarray]
     state: np.ndarray  # (L, B, S) carried hidden state
     rng: np.random.Generator
@@ -47,12 +58,28 @@ class Checkpoint:
     chars_seen: int = 0  # training characters consumed, over all runs
     epoch: int = 0  # completed passes over the training streams
     pos: int = 0  # next chunk within the current epoch
-    best_val: float | None = None  # best validation nats/char seen
+    best_val: float | None = None  # best validation nats/char seen, of the weights or their average
     best_step: int | None = None  # the step it was measured at
+    served: dict[str, np.ndarray] | None = None  # the weights to use, when they are not ``params``
+    served_kind: str = "last"  # what is served: "last" (params), "weights" or "average" of served_step
+    served_step: int | None = None  # the step whose weights (or average) ``served`` holds
+    average: dict[str, np.ndarray] | None = None  # running average of params (None: averaging off)
+    average_steps: int = 0  # optimizer steps folded into ``average``
     seconds: float = 0.0  # wall-clock seconds spent training, over all runs
-    history: dict[str, list] = field(default_factory=lambda: {"train": [], "val": []})  # rows (step, nats, seconds)
+    history: dict[str, list] = field(default_factory=lambda: {k: [] for k in HISTORIES})  # rows (step, nats, s)
     parent: str | None = None  # checkpoint this one was fine-tuned from
+    format_version: int = VERSION  # the format of the file it was read from
     record_hashes: np.ndarray | None = None  # records mode: fingerprints of the training lines, for --novel
+
+    @property
+    def use_params(self) -> dict[str, np.ndarray]:
+        """The weights to use (sample, score, fine-tune): the served ones, else the last step's."""
+        return self.params if self.served is None else self.served
+
+    @property
+    def served_is_last(self) -> bool:
+        """Whether the served weights are exactly the last step's (so the file stores them once)."""
+        return self.served is None or (self.served_kind == "weights" and self.served_step == self.step)
 
     def is_training_record(self, text: str) -> bool:
         """Whether ``text`` (one generated record) is a line of the training corpus."""
@@ -77,6 +104,9 @@ class Checkpoint:
             "pos": self.pos,
             "best_val_nats": self.best_val,
             "best_step": self.best_step,
+            "served": {"kind": "last" if self.served_is_last else self.served_kind,
+                       "step": self.step if self.served_is_last else self.served_step},
+            "average_steps": self.average_steps,
             "rng": self.rng.bit_generator.state,
             "parent": self.parent,
         }
@@ -98,10 +128,14 @@ def new_checkpoint(vocab: Vocab, mcfg: ModelConfig, tcfg: TrainConfig) -> Checkp
 def _arrays(ck: Checkpoint) -> dict[str, np.ndarray]:
     meta = json.dumps(ck.meta(), ensure_ascii=True).encode("utf-8")
     arrays = {"meta": np.frombuffer(meta, dtype=np.uint8)}
-    arrays.update({f"param/{k}": v for k, v in ck.params.items()})
+    arrays.update({f"param/{k}": v for k, v in (ck.params if ck.served_is_last else ck.served).items()})
+    if not ck.served_is_last:
+        arrays.update({f"last/{k}": v for k, v in ck.params.items()})
+    if ck.average is not None:
+        arrays.update({f"avg/{k}": v for k, v in ck.average.items()})
     arrays.update({f"opt/{k}": v for k, v in ck.opt_state.items()})
     arrays["state"] = ck.state
-    for name in ("train", "val"):
+    for name in HISTORIES:
         arrays[f"hist/{name}"] = np.asarray(ck.history[name], dtype=np.float64).reshape(-1, 3)
     if ck.record_hashes is not None:
         arrays["records/hashes"] = ck.record_hashes
@@ -109,38 +143,16 @@ def _arrays(ck: Checkpoint) -> dict[str, np.ndarray]:
 
 
 def save(ck: Checkpoint, path: str) -> None:
-    """Write ``ck`` to ``path`` atomically: temp file in the same folder, fsync, rename.
+    """Write ``ck`` to ``path`` atomically (charrnn.atomic).
 
     If anything fails, the previous file at ``path`` is left as it was and a
     CharRNNError says why.
     """
-    folder = os.path.dirname(os.path.abspath(path))
     check_writable(path)
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **_arrays(ck))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomically(path, lambda f: np.savez(f, **_arrays(ck)))
     except OSError as e:
         raise CharRNNError(f"could not save checkpoint {path}: {e.strerror or e}; the previous one is unchanged") from None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
 
 
 def check_writable(path: str) -> None:
@@ -210,11 +222,10 @@ def _read(path: str, npz) -> Checkpoint:
     if version > VERSION:
         raise _fail(path, f"has format version {version}, newer than this charrnn reads ({VERSION}); upgrade charrnn")
     mcfg, tcfg, vocab = _configs(path, meta)
-    params, opt_state, state, history = _arrays_of(path, npz, mcfg, tcfg)
-    return Checkpoint(
-        model_config=mcfg, train_config=tcfg, vocab=vocab, params=params, opt_state=opt_state, state=state,
-        history=history, record_hashes=_record_hashes(path, npz), **_progress(path, meta),
-    )
+    arrays = _arrays_of(path, npz, mcfg, tcfg)
+    progress = _progress(path, meta, arrays["served"] is not None)
+    return Checkpoint(model_config=mcfg, train_config=tcfg, vocab=vocab, record_hashes=_record_hashes(path, npz),
+                      **arrays, **progress)
 
 
 def _configs(path: str, meta: dict) -> tuple[ModelConfig, TrainConfig, Vocab]:
@@ -239,33 +250,41 @@ def _configs(path: str, meta: dict) -> tuple[ModelConfig, TrainConfig, Vocab]:
     return mcfg, tcfg, vocab
 
 
-def _arrays_of(path: str, npz, mcfg: ModelConfig, tcfg: TrainConfig):
-    """(params, optimizer state, carried state, loss history), each checked against the configs."""
+def _arrays_of(path: str, npz, mcfg: ModelConfig, tcfg: TrainConfig) -> dict:
+    """Checkpoint keyword arguments: the weights (served, last, average), optimizer and carried state,
+    loss histories; each checked against the configs."""
     shapes = network.param_shapes(mcfg)
-    params = {k: _get(path, npz, f"param/{k}", s, mcfg.dtype) for k, s in shapes.items()}
-    extra = [f for f in npz.files if f.startswith("param/") and f[6:] not in shapes]
+    extra = [f for f in npz.files if f.split("/")[0] in ("param", "last", "avg") and f.split("/", 1)[1] not in shapes]
     if extra:
         raise _fail(path, f"has unexpected parameters: {', '.join(extra[:5])}")
+
+    def weights(prefix: str):
+        if prefix != "param" and not any(f.startswith(prefix + "/") for f in npz.files):
+            return None
+        return {k: _get(path, npz, f"{prefix}/{k}", s, mcfg.dtype) for k, s in shapes.items()}
+
+    served, last = weights("param"), weights("last")
+    params = served if last is None else last
     template = optim.init_state(params, tcfg.optimizer)
-    opt_state = {
-        k: _get(path, npz, f"opt/{k}", v.shape, v.dtype) for k, v in template.items()
-    }
+    opt_state = {k: _get(path, npz, f"opt/{k}", v.shape, v.dtype) for k, v in template.items()}
     state = _get(path, npz, "state")
     L, _, S = network.state_shape(mcfg, 1)
     if state.ndim != 3 or state.shape[0] != L or state.shape[2] != S or state.dtype != np.dtype(mcfg.dtype):
         raise _fail(path, f"carried state has shape {state.shape} {state.dtype}, expected ({L}, B, {S}) {mcfg.dtype}")
     history = {}
-    for name in ("train", "val"):
-        h = _get(path, npz, f"hist/{name}")
+    for name in HISTORIES:
+        h = _get(path, npz, f"hist/{name}") if name != "avg" or "hist/avg" in npz.files else np.zeros((0, 3))
         if h.ndim != 2 or h.shape[1] != 3 or h.dtype != np.float64:
             raise _fail(path, f"loss history {name} is malformed")
         history[name] = h.tolist()
-    return params, opt_state, state, history
+    return dict(params=params, served=None if last is None else served, average=weights("avg"),
+                opt_state=opt_state, state=state, history=history)
 
 
-def _progress(path: str, meta: dict) -> dict:
-    """The run's counters, best validation, RNG and parent, as Checkpoint keyword arguments."""
-    ints = {k: meta.get(k) for k in ("step", "chars_seen", "epoch", "pos")}
+def _progress(path: str, meta: dict, has_served: bool) -> dict:
+    """The run's counters, best validation, what is served, RNG and parent, as Checkpoint keyword arguments."""
+    ints = {k: meta.get(k, 0) if k == "average_steps" else meta.get(k)
+            for k in ("step", "chars_seen", "epoch", "pos", "average_steps")}
     for k, v in ints.items():
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             raise _fail(path, f"has an invalid {k} ({v!r})")
@@ -281,8 +300,14 @@ def _progress(path: str, meta: dict) -> dict:
     except Exception:
         raise _fail(path, "has an invalid random-number-generator state") from None
     parent = meta.get("parent")
-    return dict(rng=rng, best_val=best_val, best_step=best_step, seconds=float(seconds),
-                parent=parent if isinstance(parent, str) else None, **ints)
+    served = meta.get("served") if has_served else None
+    if has_served and not (isinstance(served, dict) and served.get("kind") in ("weights", "average")
+                           and isinstance(served.get("step"), int)):
+        raise _fail(path, "has last-step weights but does not say which weights it serves")
+    return dict(rng=rng, best_val=best_val, best_step=best_step, seconds=float(seconds), format_version=meta["version"],
+                parent=parent if isinstance(parent, str) else None,
+                served_kind=served["kind"] if served else "last", served_step=served["step"] if served else None,
+                **ints)
 
 
 def _record_hashes(path: str, npz) -> np.ndarray | None:

@@ -11,10 +11,12 @@ from dataclasses import asdict, dataclass, field, fields
 
 from charrnn.cells import CELLS
 from charrnn.errors import CharRNNError, UsageError
+from charrnn.limits import parse_duration
 
 OPTIMIZERS = ("adam", "adagrad", "sgd")
 CLIP_MODES = ("norm", "value")
 VAL_PLACES = ("spread", "end")  # where held-out validation text is taken from
+SERVE = ("best", "last")  # which weights a checkpoint serves
 
 
 def setting(default, help: str, *, cli: bool = True, choices: tuple | None = None, factory=None):
@@ -74,6 +76,12 @@ class TrainConfig:
     val_files: list = setting(None, "Validate on these files instead; nothing is held out.", cli=False, factory=list)
     eval_every: int = setting(0, "Steps between validation passes; 0 keeps validation near 5% of the time.")
     save_every: int = setting(0, "Steps between saves; 0 saves at each validation pass and at the end.")
+    serve: str = setting("best", "The weights the file serves: best (the best validation loss, of the weights or "
+                                 "their average) or last (the last step's).", choices=SERVE)
+    average: float = setting(0.1, "Keep a running average of the weights over about this fraction of the steps "
+                                  "so far, and serve it when it validates better; 0 turns it off.")
+    patience: str = setting("", "Stop when validation has not improved for this many passes (5) or this long "
+                                "(10m); empty is never. (default with --time: a quarter of the budget)")
     seed: int = setting(1337, "Seed for initialisation and every random draw of training.")
 
     def check(self) -> None:
@@ -98,10 +106,29 @@ class TrainConfig:
             raise UsageError("--warmup, --lr-decay-every and schedule lengths must be 0 or positive")
         if not 0 < self.lr_decay <= 1 or not 0 <= self.min_lr_frac <= 1:
             raise UsageError(f"--lr-decay must be in (0, 1], not {self.lr_decay}")
+        if self.serve not in SERVE:
+            raise UsageError(f"--serve must be best or last, not {self.serve!r}")
+        if not 0 <= self.average < 1:
+            raise UsageError(f"--average must be in [0, 1): the fraction of the steps averaged, not {self.average}")
+        patience_limit(self.patience)
         if self.seed < 0:
             raise UsageError(f"--seed must be a whole number of at least 0, not {self.seed}")
         if self.eval_every < 0 or self.save_every < 0:
             raise UsageError("--eval-every and --save-every must be 0 (automatic) or positive")
+
+
+def patience_limit(patience: str) -> tuple[int | None, float | None]:
+    """(validation passes, seconds) of a --patience value: "5" is five passes, "10m" ten minutes, "" neither."""
+    text = patience.strip()
+    if not text:
+        return None, None
+    if text.isdigit() and int(text) > 0:
+        return int(text), None
+    try:
+        return None, parse_duration(text)
+    except UsageError:
+        raise UsageError(f"--patience must be a number of validation passes (5) or a time (90s, 10m), "
+                         f"not {patience!r}") from None
 
 
 def _positive(cfg, *names: str) -> None:

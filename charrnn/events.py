@@ -33,11 +33,14 @@ class RunMetrics:
     train_bits: float | None
     val_nats: float | None  # the last validation loss (None: no validation split)
     val_bits: float | None
-    best_val_nats: float | None  # the best validation loss over all runs ...
+    average_val_nats: float | None  # the last validation loss of the averaged weights (None: not averaging)
+    best_val_nats: float | None  # the best validation loss over all runs, of the weights or their average ...
     best_step: int | None  # ... and the step it was measured at
+    served: str  # what the checkpoint serves: "weights" or "average" of served_step, or "last" (the last step's)
+    served_step: int | None  # the step whose weights (or average) are served
     batch: int  # B actually used (shrunk for a short text)
     seq_len: int  # T actually used
-    stopped_by: str | None  # steps, epochs, time, SIGINT or SIGTERM
+    stopped_by: str | None  # steps, epochs, time, patience, SIGINT or SIGTERM
     lr: float  # the last learning rate
     checkpoint: str | None  # where the run was saved (None: not saved)
     workers: int = 1  # processes that shared each batch

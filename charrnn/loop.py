@@ -20,26 +20,22 @@ from charrnn.errors import CharRNNError, WorkerError
 from charrnn.events import Reporter, RunMetrics, RunStart, StepEvent
 from charrnn.gradients import Gradients, InProcess
 from charrnn.limits import Limits
-from charrnn.numerics import LN2, nats_and_bits
+from charrnn.numerics import LN2
 from charrnn.prepare import Run
 from charrnn.schedule import lr_at
-from charrnn.score import total_nll
+from charrnn.validation import Validation
 
 HISTORY_EVERY = 10  # train-loss history keeps one mean per this many steps
 
 
-def best_path(out: str) -> str:
-    """Where the best-validation checkpoint goes: model.npz -> model.best.npz."""
-    return out[:-4] + ".best.npz" if out.endswith(".npz") else out + ".best.npz"
-
-
-def auto_eval_every(n_val: int, batch: int, seq_len: int) -> int:
+def auto_eval_every(n_val: int, batch: int, seq_len: int, models: int = 1) -> int:
     """Steps between validation passes that keep validation near 5% of training time.
 
     A forward-only pass costs about a third of a training step per character,
-    so validating n_val characters every 6*n_val/(B*T) steps costs ~1/18.
+    so scoring ``models`` sets of weights (the weights, and their average) on
+    n_val characters every 6*models*n_val/(B*T) steps costs ~1/18.
     """
-    return max(100, math.ceil(6 * n_val / (batch * seq_len) / 100) * 100)
+    return max(100, math.ceil(6 * models * n_val / (batch * seq_len) / 100) * 100)
 
 
 def train_step(ck: Checkpoint, streams: Streams, lr: float, by: Gradients = InProcess()) -> tuple[float, float, int]:
@@ -59,6 +55,9 @@ def train_step(ck: Checkpoint, streams: Streams, lr: float, by: Gradients = InPr
     if not (math.isfinite(loss) and math.isfinite(norm)):
         return loss, norm, 0
     optim.update(ck.params, grads, ck.opt_state, ck.train_config, lr)
+    if ck.average is not None:
+        ck.average_steps += 1
+        optim.average_into(ck.average, ck.params, ck.average_steps, ck.train_config.average)
     ck.state = new_state
     ck.step += 1
     ck.chars_seen += x.size
@@ -70,13 +69,14 @@ def train_step(ck: Checkpoint, streams: Streams, lr: float, by: Gradients = InPr
 
 
 class Progress:
-    """One call of :func:`run`: its clock, counters and validation, around the checkpoint."""
+    """One call of :func:`run`: its clock, counters and validation passes, around the checkpoint."""
 
     def __init__(self, ck: Checkpoint, out: str | None, val_ids: np.ndarray, rep: Reporter, by: Gradients):
-        self.ck, self.out, self.val_ids, self.rep, self.by = ck, out, val_ids, rep, by
+        self.ck, self.out, self.rep, self.by = ck, out, rep, by
+        self.validation = Validation(ck, val_ids, by, rep)
         self.t0, self.seconds_before = time.monotonic(), ck.seconds
         self.chars, self.steps, self.window = 0, 0, []  # this run's characters, steps, last 100 losses
-        self.last_val, self.val_seconds = None, 0.0
+        self.stop_note = None  # set when validation says the run should stop early
 
     def clock(self) -> float:
         """Seconds of this run."""
@@ -87,29 +87,17 @@ class Progress:
         self.ck.seconds = self.seconds_before + self.clock()
         return self.ck.seconds
 
-    def save(self, path: str | None = None) -> None:
+    def save(self) -> None:
         if self.out is not None:
-            save(self.ck, path or self.out)
+            save(self.ck, self.out)
 
     def validate(self) -> float | None:
-        """Score the validation ids, note the result, keep the best model; None if there are none."""
-        ck = self.ck
-        self.by.align(ck.params, ck.opt_state)  # MPI: rank 0's weights everywhere at each validation
-        if len(self.val_ids) < 2:
-            return None
-        v0 = time.monotonic()
-        total, count = total_nll(ck.params, ck.model_config, self.val_ids, batch=64, by=self.by)
-        self.last_val = total / count
-        self.val_seconds += time.monotonic() - v0
-        ck.history["val"].append([ck.step, self.last_val, self.elapsed()])
+        """A validation pass (see charrnn.validation); the weights' loss, None if there is nothing to score."""
         train_now = float(np.mean(self.window)) if self.window else float("nan")
-        self.rep.note(f"step {ck.step}: val {nats_and_bits(self.last_val)}, "
-                      f"train {train_now:.4f} nats/char, {self.clock():.1f}s")
-        if ck.best_val is None or self.last_val < ck.best_val:
-            ck.best_val, ck.best_step = self.last_val, ck.step
-            if self.out is not None:
-                self.save(best_path(self.out))
-        return self.last_val
+        now = self.elapsed()  # the pass counts as at this training second, however long it takes
+        val = self.validation.run(now, f"train {train_now:.4f} nats/char, {self.clock():.1f}s")
+        self.stop_note = self.validation.out_of_patience(now)
+        return val
 
     def record(self, loss: float, norm: float, n_chars: int, lr: float) -> StepEvent:
         """Count a finished step; returns its event (without validation)."""
@@ -124,19 +112,23 @@ class Progress:
                          chars_per_sec=round(self.chars / max(self.clock(), 1e-9), 1))
 
     def metrics(self, eval_every: int, B: int, T: int, stopped: str | None, lr: float) -> RunMetrics:
-        ck, seconds = self.ck, self.clock()
+        ck, seconds, val = self.ck, self.clock(), self.validation
         train_nats = float(np.mean(self.window)) if self.window else None
         return RunMetrics(
             steps=ck.step, run_steps=self.steps, chars_seen=ck.chars_seen, seconds=round(seconds, 3),
             chars_per_sec=round(self.chars / seconds, 1) if seconds > 0 else 0.0,
-            val_seconds=round(self.val_seconds, 3), eval_every=eval_every,
+            val_seconds=round(val.seconds, 3), eval_every=eval_every,
             train_nats=train_nats, train_bits=None if train_nats is None else train_nats / LN2,
-            val_nats=self.last_val, val_bits=None if self.last_val is None else self.last_val / LN2,
-            best_val_nats=ck.best_val, best_step=ck.best_step, batch=B, seq_len=T,
+            val_nats=val.last, val_bits=None if val.last is None else val.last / LN2,
+            average_val_nats=val.last_average, best_val_nats=ck.best_val, best_step=ck.best_step,
+            served="last" if ck.served_is_last else ck.served_kind,
+            served_step=ck.step if ck.served_is_last else ck.served_step, batch=B, seq_len=T,
             stopped_by=stopped, lr=lr, checkpoint=self.out, workers=self.by.size)
 
 
-def _stop_reason(ck: Checkpoint, limits: Limits, spe: int, now: float, should_stop) -> str | None:
+def _stop_reason(ck: Checkpoint, limits: Limits, spe: int, now: float, should_stop, progress) -> str | None:
+    if progress.stop_note is not None:
+        return "patience"
     if limits.steps is not None and ck.step >= limits.steps:
         return "steps"
     if limits.epochs is not None and ck.epoch + ck.pos / spe >= limits.epochs:
@@ -163,7 +155,8 @@ def run(prepared: Run, by: Gradients, reporter: Reporter | None = None,
     tcfg = ck.train_config
     streams, val_ids = prepared.streams, prepared.val_ids
     spe = streams.steps_per_epoch
-    eval_every = tcfg.eval_every or auto_eval_every(len(val_ids), streams.batch, streams.seq_len)
+    eval_every = tcfg.eval_every or auto_eval_every(len(val_ids), streams.batch, streams.seq_len,
+                                                    2 if ck.average is not None else 1)
     total = limits.steps
     if limits.epochs is not None:
         by_epochs = math.ceil(limits.epochs * spe)
@@ -177,7 +170,7 @@ def run(prepared: Run, by: Gradients, reporter: Reporter | None = None,
     try:
         while True:
             now = progress.clock()
-            stopped, now = by.agree((_stop_reason(ck, limits, spe, now, should_stop), now))
+            stopped, now = by.agree((_stop_reason(ck, limits, spe, now, should_stop, progress), now))
             if stopped:
                 break
             lr = lr_at(ck.step + 1, tcfg, now)
@@ -195,7 +188,9 @@ def run(prepared: Run, by: Gradients, reporter: Reporter | None = None,
             if tcfg.save_every and ck.step % tcfg.save_every == 0:
                 progress.save()
             rep.step(ck, event)
-        if progress.steps == 0 or ck.step % eval_every != 0:
+        if stopped == "patience":
+            rep.note(progress.stop_note)
+        elif progress.steps == 0 or ck.step % eval_every != 0:
             progress.validate()
         progress.elapsed()
         progress.save()

@@ -11,7 +11,7 @@ many calls (and threads).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -46,6 +46,9 @@ class ModelInfo:
     records: bool  # trained with --records (the state resets at newlines)
     best_val_nats: float | None  # best validation loss, nats/char
     best_step: int | None  # the step it was measured at
+    served: str  # the weights served: "weights" or "average" of served_step, or "last" (the last step's)
+    served_step: int  # the step whose weights (or average) are served
+    resume_step: int  # where --resume continues: the last step
     parent: str | None  # the checkpoint it was fine-tuned from
 
     def to_dict(self) -> dict:
@@ -80,6 +83,8 @@ class Model:
 
     def __init__(self, ck: Checkpoint, path: str | None = None):
         self.checkpoint, self.path = ck, path
+        # what every method computes with: the checkpoint with the weights it serves in place of the last step's
+        self._use = replace(ck, params=ck.use_params, served=None, average=None, opt_state={})
 
     def __repr__(self) -> str:
         c = self.checkpoint.model_config
@@ -116,10 +121,12 @@ class Model:
     def info(self) -> ModelInfo:
         ck = self.checkpoint
         return ModelInfo(
-            path=self.path, format_version=checkpoint.VERSION, config=dict(vars(ck.model_config)),
+            path=self.path, format_version=ck.format_version, config=dict(vars(ck.model_config)),
             train_config=dict(vars(ck.train_config)), vocab=ck.vocab.chars, vocab_size=ck.vocab.size,
             params=network.num_params(ck.params), steps=ck.step, chars_seen=ck.chars_seen, epoch=ck.epoch,
             seconds=ck.seconds, records=self.records, best_val_nats=ck.best_val, best_step=ck.best_step,
+            served="last" if ck.served_is_last else ck.served_kind,
+            served_step=ck.step if ck.served_is_last else ck.served_step, resume_step=ck.step,
             parent=ck.parent,
         )
 
@@ -135,7 +142,7 @@ class Model:
             lines = 1  # a records model generates whole records
         stops = Stops(length=n or None, strings=strings, lines=lines)
         rng = make_rng(seed)
-        return generate_scored(self.checkpoint, prime, rng, Decoding(temp, top_k, top_p), stops)
+        return generate_scored(self._use, prime, rng, Decoding(temp, top_k, top_p), stops)
 
     def stream(self, n: int | None = 500, temp: float = 1.0, prime: str = "", top_k: int | None = None,
                top_p: float | None = None, stop: str | Sequence[str] | None = None, lines: int | None = None,
@@ -163,7 +170,7 @@ class Model:
         """The ``n`` likeliest continuations of ``prime`` of at most ``length`` characters, by beam search
         of ``width`` beams: [(text, total log-probability in nats)], likeliest first. A records model's
         continuations end at the record's end (its newline). Deterministic."""
-        return beam_search(self.checkpoint, prime, length, width, "\n" if self.records else None, n)
+        return beam_search(self._use, prime, length, width, "\n" if self.records else None, n)
 
     def gradient_norms(self, text: str, span: int = 50, samples: int = 64, seed: int = 0) -> np.ndarray:
         """Mean ||dL_t/da_(t-k)|| for k = 0..span over ``samples`` positions of ``text``: (span + 1,).
@@ -172,7 +179,7 @@ class Model:
         """
         ids = self.checkpoint.vocab.encode(text, skip_unknown=True)
         try:
-            return gradient_norms(self.checkpoint, ids, span, samples, make_rng(seed))
+            return gradient_norms(self._use, ids, span, samples, make_rng(seed))
         except ValueError as e:
             raise CharRNNError(str(e)) from None
 
@@ -182,7 +189,7 @@ class Model:
             raise CharRNNError(f"k must be at least 1, not {k}")
         if not text:
             raise CharRNNError("text is empty; give at least one character")
-        ck = self.checkpoint
+        ck = self._use
         p = next_char_probs(ck.params, ck.model_config, ck.vocab.encode(text))  # (n, V)
         order, ent = top_k(p, k), entropy_bits(p)
         return [Prediction(i, text[i], float(ent[i]), [(ck.vocab.chars[j], float(p[i, j])) for j in order[i]])
@@ -208,7 +215,7 @@ class Model:
         counted in ``unknown_chars``.
         """
         ids, unknown = self._known_ids(text)
-        ck = self.checkpoint
+        ck = self._use
         x, y, mask = scoring_streams(ids)  # (B, L)
         n = default_eval_workers(len(x), len(ids)) if workers is None else min(workers, len(x))
         if n > 1:
@@ -221,7 +228,7 @@ class Model:
     def per_char(self, text: str) -> PerChar:
         """The cost of every character of ``text`` after the first (unknown characters skipped)."""
         ids, _ = self._known_ids(text)
-        ck = self.checkpoint
+        ck = self._use
         nats, p_top = per_char_nats(ck.params, ck.model_config, ids)
         return PerChar(ck.vocab.decode(ids[1:]), nats, p_top)
 

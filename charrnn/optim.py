@@ -91,3 +91,18 @@ def clip_grads(grads: dict[str, np.ndarray], mode: str, limit: float) -> float:
             for g in grads.values():
                 np.clip(g, -limit, limit, out=g)
     return norm
+
+
+def average_into(average: dict[str, np.ndarray], params: dict[str, np.ndarray], steps: int, frac: float) -> None:
+    """Fold ``params`` into their running ``average`` in place; ``steps`` counts the steps averaged, this one too.
+
+    Polynomial-decay averaging: average += (eta + 1) / (steps + eta) * (params - average),
+    with eta = 1/frac - 1. Step s weighs about (s / steps)^eta, so the average
+    covers about the last ``frac`` of the steps so far, whatever the run's
+    length; the first step copies the weights.
+    """
+    eta = 1.0 / frac - 1.0
+    w = (eta + 1.0) / (steps + eta)
+    for name, p in params.items():
+        a = average[name]
+        a += (p - a) * a.dtype.type(w)

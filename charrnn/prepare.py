@@ -72,7 +72,7 @@ def _fine_tuned(opts: TrainOptions, text: str) -> tuple[Checkpoint, str]:
     if opts.records and mcfg.reset_id < 0:
         mcfg = replace(mcfg, reset_id=_newline_id(parent.vocab))
     ck = new_checkpoint(parent.vocab, mcfg, TrainConfig(**opts.train_config()))
-    ck.params = {k: v.copy() for k, v in parent.params.items()}
+    ck.params = {k: v.copy() for k, v in parent.use_params.items()}  # the weights the parent serves
     ck.parent = opts.init_from
     return ck, text
 
@@ -103,6 +103,17 @@ def _set_schedule(ck: Checkpoint, opts: TrainOptions, steps: int | None, seconds
     tcfg.cosine_seconds = seconds if seconds is not None and not explicit else 0.0
 
 
+def _set_keeping(ck: Checkpoint) -> None:
+    """Start or drop the running average, and what is served, as the (possibly changed) config says."""
+    tcfg = ck.train_config
+    if tcfg.average > 0 and ck.average is None:
+        ck.average, ck.average_steps = {k: v.copy() for k, v in ck.params.items()}, 0
+    elif tcfg.average == 0:
+        ck.average, ck.average_steps = None, 0
+    if tcfg.serve == "last":
+        ck.served, ck.served_kind, ck.served_step = None, "last", None
+
+
 def prepare_run(corpus: Sequence[str], out: str | None, opts: TrainOptions,
                 warn: Callable[[str], None] = lambda m: None) -> Run:
     """Check the options, read the corpus and build the checkpoint a run starts from."""
@@ -122,6 +133,7 @@ def prepare_run(corpus: Sequence[str], out: str | None, opts: TrainOptions,
     if steps is None and opts.epochs is None and seconds is None:
         steps = ck.step + DEFAULT_STEPS
     _set_schedule(ck, opts, steps, seconds)
+    _set_keeping(ck)
     streams, val_ids = streams_and_val(ck, ids, _val_file_ids(ck, opts, warn), warn)
     return Run(ck, streams, val_ids, Limits(steps, opts.epochs, seconds), len(ids), out=out, resumed=opts.resume,
                workers=opts.workers)

@@ -23,7 +23,7 @@ def test_train_writes_a_checkpoint_and_json_metrics(cli, tmp_path):
     assert metrics["steps"] == 20 and metrics["val_bits"] == pytest.approx(metrics["val_nats"] / np.log(2))
     assert "note: the training text is short" in r.stderr
     assert checkpoint.load(str(out)).step == 20
-    assert (tmp_path / "m.best.npz").exists()
+    assert not (tmp_path / "m.best.npz").exists()  # one file: it serves the best weights itself
 
 
 def test_quiet_training_says_nothing(cli, tmp_path):
@@ -137,7 +137,7 @@ def test_info_json(cli, home_model):
     r = cli("info", home_model, "--json")
     facts = json.loads(r.stdout)
     assert facts["vocab"] == "\nEHMO" and facts["vocab_size"] == 5
-    assert facts["format_version"] == 1 and facts["config"]["hidden"] == 32
+    assert facts["format_version"] == 2 and facts["config"]["hidden"] == 32
     assert facts["steps"] == 200 and facts["chars_seen"] > 0 and facts["best_val_nats"] > 0
     assert facts["params"] == 5 * 32 + 32 * 32 + 32 + 32 * 5 + 5
 

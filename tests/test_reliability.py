@@ -97,7 +97,7 @@ def bad_dir(tmp_path_factory, home_model):
         a["meta"] = np.frombuffer(json.dumps(m).encode(), np.uint8)
         np.savez(d / name, **a)
 
-    variant("newer.npz", meta={"version": 2})
+    variant("newer.npz", meta={"version": checkpoint.VERSION + 1})
     variant("shapes.npz", **{"param/W_ya": arrays["param/W_ya"][:, :2]})
     variant("vocab.npz", meta={"vocab": "EHMO"})
     a = dict(arrays)
@@ -169,11 +169,12 @@ def test_nan_loss_stops_with_the_step_and_exit_1(cli, tmp_path):
 
 
 def test_kill_9_at_random_moments_never_leaves_a_broken_checkpoint(tmp_path):
-    """20 SIGKILLs, many of them during saves (a save after every step)."""
+    """20 SIGKILLs, many of them during saves (a save after every step; every other step validates, so the
+    served weights, the last step's and their average are all being written)."""
     rng = random.Random(0)
     out = tmp_path / "k.npz"
     base = [sys.executable, "-m", "charrnn", "train", str(CORPORA / "pantry.txt"), "--hidden", "48",
-            "--save-every", "1", "--steps", "100000", "-o", str(out), "-q"]
+            "--save-every", "1", "--eval-every", "2", "--steps", "100000", "-o", str(out), "-q"]
     steps_seen = []
     for i in range(20):
         args = base + (["--resume"] if out.exists() else [])

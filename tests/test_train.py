@@ -10,7 +10,7 @@ from charrnn.errors import CharRNNError
 from charrnn.score import next_char_probs
 from charrnn.limits import Limits, parse_duration
 from charrnn.checkpoint import new_checkpoint
-from charrnn.loop import auto_eval_every, best_path
+from charrnn.loop import auto_eval_every
 from charrnn.trainer import train_checkpoint as train
 from charrnn.vocab import Vocab
 
@@ -82,6 +82,7 @@ def test_parse_duration():
 
 def test_auto_eval_every_keeps_validation_cheap():
     assert auto_eval_every(111_539, 64, 64) == 200
+    assert auto_eval_every(111_539, 64, 64, models=2) == 400  # the weights and their average
     assert auto_eval_every(50, 64, 64) == 100
 
 
@@ -91,8 +92,9 @@ def test_training_lowers_validation_loss_and_keeps_the_best(tmp_path):
     ck = train_small(text, out, steps=80, hidden=32, lr=0.01, eval_every=40)
     vals = [v for _, v, _ in ck.history["val"]]
     assert len(vals) == 2 and vals[-1] < vals[0] < math.log(ck.vocab.size)
-    best = checkpoint.load(best_path(out))
-    assert best.step == ck.best_step and best.best_val == pytest.approx(min(vals))
+    saved = checkpoint.load(out)
+    both = vals + [v for _, v, _ in ck.history["avg"]]
+    assert saved.best_val == pytest.approx(min(both)) and saved.best_step == ck.best_step
     assert len(ck.history["train"]) == 8
 
 

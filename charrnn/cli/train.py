@@ -17,8 +17,8 @@ from typing import List, Optional
 import typer
 
 from charrnn.cli.app import app, emit_json, note
-from charrnn.loop import best_path
-from charrnn.display import SAMPLE_AT_VALIDATION, ProgressReporter, loss_plot, stderr_console, summary_table
+from charrnn.display import (SAMPLE_AT_VALIDATION, ProgressReporter, loss_plot, served_text, stderr_console,
+                             summary_table)
 from charrnn.metrics_log import MetricsLog
 from charrnn.numerics import nats_and_bits
 from charrnn.options import TrainOptions
@@ -104,7 +104,8 @@ def _report(result, out: str) -> None:
     note(f"{'interrupted by ' + stopped + ': ' if stopped in EXIT_SIGNAL else ''}"
          f"saved {out} at step {result.steps} ({val_text}, {result.chars_per_sec:,.0f} chars/s)")
     if result.best_val_nats is not None:
-        note(f"best validation {result.best_val_nats:.4f} nats/char at step {result.best_step}: {best_path(out)}")
+        note(f"best validation {result.best_val_nats:.4f} nats/char at step {result.best_step}; {out} serves "
+             + served_text(result.served, result.served_step, result.steps).replace("; --resume", ", and --resume"))
     console = stderr_console()
     console.print(summary_table(result))
     console.print(loss_plot(result.model.history), markup=False, highlight=False)

@@ -1,0 +1,180 @@
+"""The saved file is the model to use: best weights served, averaged weights, early stopping, exact resume."""
+import json
+import random
+import shutil
+
+import numpy as np
+import pytest
+
+import charrnn
+from charrnn import checkpoint
+from charrnn.config import ModelConfig, TrainConfig
+from charrnn.checkpoint import new_checkpoint
+from charrnn.limits import Limits
+from charrnn.trainer import train_checkpoint
+from charrnn.vocab import Vocab
+
+from conftest import CORPORA, ROOT
+
+PANTRY = str(CORPORA / "pantry.txt")
+DATA = ROOT / "tests" / "data"
+
+
+def assert_same_run(a: checkpoint.Checkpoint, b: checkpoint.Checkpoint) -> None:
+    """Two checkpoints hold the same run, byte for byte: everything a resume or a user reads."""
+    assert (a.step, a.chars_seen, a.pos, a.epoch) == (b.step, b.chars_seen, b.pos, b.epoch)
+    assert (a.best_step, a.served_kind, a.served_step, a.average_steps) == \
+           (b.best_step, b.served_kind, b.served_step, b.average_steps)
+    for name in ("params", "opt_state", "served", "average"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None) == (y is None), name
+        for k in x or {}:
+            assert x[k].tobytes() == y[k].tobytes(), (name, k)
+    assert a.state.tobytes() == b.state.tobytes()
+    assert a.rng.bit_generator.state == b.rng.bit_generator.state
+
+
+def _overfitting_run(cli, tmp_path, *flags):
+    """Random letters learned by heart at a high learning rate: validation is best early and worse by the end."""
+    rng = random.Random(0)
+    (tmp_path / "train.txt").write_text("".join(rng.choice("abcdefgh ") for _ in range(4000)))
+    (tmp_path / "val.txt").write_text("".join(rng.choice("abcdefgh ") for _ in range(400)))  # < 512: one stream
+    out = tmp_path / "m.npz"
+    r = cli("train", tmp_path / "train.txt", "--val-file", tmp_path / "val.txt", "--steps", 300, "--eval-every", 20,
+            "--hidden", 96, "--lr", 0.01, "--constant-lr", "--dropout", 0, "--batch", 8, "--seq-len", 32,
+            "--workers", 1, "-o", out, "--json", *flags)
+    assert r.exit_code == 0, r.stderr
+    return out, json.loads(r.stdout), r.stderr
+
+
+def test_a_run_that_gets_worse_at_the_end_serves_its_earlier_best_weights(cli, tmp_path):
+    out, metrics, stderr = _overfitting_run(cli, tmp_path, "--average", 0)
+    saved = checkpoint.load(str(out))
+    vals = dict((int(s), v) for s, v, _ in saved.history["val"])
+    assert vals[300] > min(vals.values()) + 0.05  # it did get worse
+    best = min(vals, key=vals.get)
+    assert metrics["best_step"] == best < 300 and metrics["served"] == "weights" and metrics["served_step"] == best
+    info = json.loads(cli("info", out, "--json").stdout)
+    assert (info["served"], info["served_step"], info["resume_step"], info["steps"]) == ("weights", best, 300, 300)
+    assert f"serves the weights of step {best}, and --resume continues from step 300" in stderr
+    score = json.loads(cli("eval", "-m", out, tmp_path / "val.txt", "--json").stdout)
+    assert score["nats_per_char"] == pytest.approx(vals[best], rel=1e-6)  # eval reads the served weights
+    last = json.loads(cli("eval", "-m", _serve_last(cli, tmp_path, out), tmp_path / "val.txt", "--json").stdout)
+    assert last["nats_per_char"] == pytest.approx(vals[300], rel=1e-6)
+
+
+def _serve_last(cli, tmp_path, out):
+    """The same run to the same step, served as the last step's weights (--serve last)."""
+    again = tmp_path / "last.npz"
+    r = cli("train", tmp_path / "train.txt", "--val-file", tmp_path / "val.txt", "--steps", 300, "--eval-every", 20,
+            "--hidden", 96, "--lr", 0.01, "--constant-lr", "--dropout", 0, "--batch", 8, "--seq-len", 32,
+            "--workers", 1, "-o", again, "-q", "--average", 0, "--serve", "last")
+    assert r.exit_code == 0, r.stderr
+    assert checkpoint.load(str(again)).served is None and charrnn.load(again).info.served == "last"
+    return again
+
+
+def test_the_served_weights_feed_init_from_and_the_library(cli, tmp_path):
+    out, metrics, _ = _overfitting_run(cli, tmp_path, "--average", 0)
+    served = checkpoint.load(str(out)).served
+    model = charrnn.load(out)
+    assert model.info.served_step == metrics["best_step"]
+    child = tmp_path / "child.npz"
+    r = cli("train", tmp_path / "train.txt", "--init-from", out, "--steps", 1, "--lr", 1e-12, "--workers", 1,
+            "--average", 0, "-o", child, "-q", "--serve", "last")
+    assert r.exit_code == 0, r.stderr
+    got = checkpoint.load(str(child)).params
+    for k, v in served.items():  # one step at a negligible rate: still the parent's served weights
+        np.testing.assert_allclose(got[k], v, atol=1e-6)
+
+
+def _fresh(text, **opts):
+    vocab = Vocab.from_text(text)
+    ck = new_checkpoint(vocab, ModelConfig(vocab_size=vocab.size, hidden=48),
+                        TrainConfig(batch=4, seq_len=16, eval_every=5, lr=0.02, **opts))
+    if ck.train_config.average:
+        ck.average, ck.average_steps = {k: v.copy() for k, v in ck.params.items()}, 0
+    return ck, vocab.encode(text)
+
+
+def test_resume_is_bit_exact_after_a_finished_run_an_early_stop_and_ctrl_c(tmp_path):
+    rng = random.Random(1)
+    text = "".join(rng.choice("abcdefgh ") for _ in range(3000))  # learned by heart: validation turns up
+    one = str(tmp_path / "one.npz")
+    ck, ids = _fresh(text)
+    train_checkpoint(ck, ids, one, Limits(steps=40), workers=1)
+    for how in ("finished", "patience", "SIGINT"):
+        two = str(tmp_path / f"{how}.npz")
+        ck, ids = _fresh(text, patience="1" if how == "patience" else "")
+        calls = []
+
+        def stop():
+            calls.append(1)
+            return "SIGINT" if how == "SIGINT" and len(calls) > 17 else None
+
+        metrics = train_checkpoint(ck, ids, two, Limits(steps=17 if how == "finished" else 40), should_stop=stop,
+                                   workers=1)
+        assert metrics.stopped_by == {"finished": "steps", "patience": "patience", "SIGINT": "SIGINT"}[how]
+        assert metrics.steps < 40
+        again = checkpoint.load(two)
+        again.train_config.patience = ""
+        train_checkpoint(again, ids, two, Limits(steps=40), workers=1)
+        assert_same_run(checkpoint.load(one), checkpoint.load(two))
+
+
+def test_patience_stops_the_run_says_so_and_exits_0(cli, tmp_path):
+    out, metrics, stderr = _overfitting_run(cli, tmp_path, "--average", 0, "--patience", 3)
+    assert metrics["stopped_by"] == "patience" and metrics["steps"] < 300
+    lines = [line for line in stderr.splitlines() if line.startswith("stopping early")]
+    assert len(lines) == 1 and "3 validation passes (--patience 3)" in lines[0]
+    assert metrics["steps"] == metrics["best_step"] + 3 * 20
+    result = charrnn.train(tmp_path / "train.txt", val_file=str(tmp_path / "val.txt"), steps=300, eval_every=20,
+                           hidden=96, lr=0.01, constant_lr=True, dropout=0, batch=8, seq_len=32, workers=1,
+                           average=0, patience="3")
+    assert result.stopped_by == "patience" and result.steps == metrics["steps"]
+    timed = charrnn.train(tmp_path / "train.txt", val_file=str(tmp_path / "val.txt"), steps=300, eval_every=20,
+                          hidden=96, lr=0.01, constant_lr=True, dropout=0, batch=8, seq_len=32, workers=1,
+                          average=0, patience="0.001s")
+    assert timed.stopped_by == "patience" and timed.steps == timed.best_step + 20
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "soon", "5x"])
+def test_a_bad_patience_is_a_usage_error(cli, tmp_path, bad):
+    r = cli("train", PANTRY, "--patience", bad, "-o", tmp_path / "m.npz")
+    assert r.exit_code == 2 and "--patience must be a number of validation passes" in r.stderr
+
+
+def test_the_average_is_the_hand_computed_polynomial_average_of_three_steps(tmp_path):
+    text = (CORPORA / "pantry.txt").read_text()[:8000]
+    ck, ids = _fresh(text, average=0.25)  # eta = 1/0.25 - 1 = 3
+    seen = []
+
+    class Snapshots(charrnn.trainer.Reporter):
+        def step(self, ck, event):
+            seen.append({k: v.astype(np.float64) for k, v in ck.params.items()})
+
+    train_checkpoint(ck, ids, None, Limits(steps=3), reporter=Snapshots(), workers=1)
+    eta = 3.0
+    avg = seen[0]  # the first step copies the weights
+    for t, p in enumerate(seen[1:], start=2):
+        avg = {k: a + (eta + 1) / (t + eta) * (p[k] - a) for k, a in avg.items()}
+    assert ck.average_steps == 3
+    for k, v in avg.items():
+        np.testing.assert_allclose(ck.average[k], v, rtol=1e-6, atol=1e-7, err_msg=k)
+    assert not np.allclose(ck.average["W_aa.0"], ck.params["W_aa.0"])  # an average, not the last weights
+
+
+def test_a_checkpoint_from_before_serving_loads_and_resumes_bit_exactly(cli, tmp_path):
+    """v1_step20 and v1_step30 were written by charrnn before this format (see tests/data/README.md)."""
+    old = tmp_path / "old.npz"
+    shutil.copyfile(DATA / "v1_step20.npz", old)
+    info = json.loads(cli("info", old, "--json").stdout)
+    assert info["format_version"] == 1 and (info["served"], info["served_step"], info["resume_step"]) == \
+           ("last", 20, 20)
+    assert len(charrnn.load(old).sample(20, seed=1)) == 20
+    r = cli("train", PANTRY, "-o", old, "--resume", "--steps", 30, "--workers", 1, "-q")
+    assert r.exit_code == 0, r.stderr
+    resumed, reference = checkpoint.load(str(old)), checkpoint.load(str(DATA / "v1_step30.npz"))
+    for k, v in reference.params.items():
+        assert resumed.params[k].tobytes() == v.tobytes(), k
+    assert resumed.average_steps == 10  # averaging starts at the resume
