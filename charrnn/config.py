@@ -73,6 +73,7 @@ class TrainConfig:
     val_frac: float = setting(0.1, "Fraction of the text held out for validation.")
     val_from: str = setting("spread", "spread: evenly spaced blocks through the text; end: its last part.",
                             choices=VAL_PLACES)
+    val_max: int = setting(2_000_000, "Hold out at most this many characters for validation; 0 is no limit.")
     val_files: list = setting(None, "Validate on these files instead; nothing is held out.", cli=False, factory=list)
     eval_every: int = setting(0, "Steps between validation passes; 0 keeps validation near 5% of the time.")
     save_every: int = setting(0, "Steps between saves; 0 saves at each validation pass and at the end.")
@@ -113,6 +114,8 @@ class TrainConfig:
         patience_limit(self.patience)
         if self.seed < 0:
             raise UsageError(f"--seed must be a whole number of at least 0, not {self.seed}")
+        if self.val_max < 0:
+            raise UsageError(f"--val-max must be 0 (no limit) or positive, not {self.val_max}")
         if self.eval_every < 0 or self.save_every < 0:
             raise UsageError("--eval-every and --save-every must be 0 (automatic) or positive")
 

@@ -42,6 +42,9 @@ class RunOptions:
                                     "for new characters.")
     encoding_errors: str = setting("strict", "strict: invalid UTF-8 is an error; replace: use U+FFFD.",
                                    choices=ENCODING_ERRORS)
+    glob: Optional[List[str]] = setting(None, "With a folder: read only the files matching this pattern "
+                                              "(repeatable; *.py matches at any depth).")
+    no_cache: bool = setting(False, "Read the corpus without writing a cache of its ids (see 'charrnn cache').")
     workers: Optional[int] = setting(None, "Processes sharing each batch. (default $CHARRNN_WORKERS, else the "
                                            "available cores, keeping >= 8 streams each)")
 

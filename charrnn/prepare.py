@@ -24,6 +24,7 @@ from charrnn.data import Streams, fit_shape, record_hashes, split
 from charrnn.errors import CharRNNError, UsageError
 from charrnn.limits import Limits
 from charrnn.options import DEFAULT_STEPS, MODEL_FIELDS, TrainOptions, check_options
+from charrnn.corpus_cache import Corpus, open_corpus
 from charrnn.vocab import Vocab, check_unknown_policy, fit_to_vocab, read_corpora
 
 
@@ -56,35 +57,36 @@ def _newline_id(vocab: Vocab) -> int:
     return vocab.chars.index("\n")
 
 
-def _resumed(out: str, opts: TrainOptions, text: str) -> tuple[Checkpoint, str]:
+def _resumed(out: str, opts: TrainOptions, corpus: Corpus) -> tuple[Checkpoint, np.ndarray]:
     ck = checkpoint.load(out)
     _same_model(ck, opts, check_optimizer=True)
     ck.train_config = replace(ck.train_config, **opts.train_config())
-    return ck, fit_to_vocab(ck.vocab, text, opts.unknown)
+    return ck, corpus.ids_in(ck.vocab, opts.unknown)
 
 
-def _fine_tuned(opts: TrainOptions, text: str) -> tuple[Checkpoint, str]:
+def _fine_tuned(opts: TrainOptions, corpus: Corpus) -> tuple[Checkpoint, np.ndarray]:
     parent = checkpoint.load(opts.init_from)
     _same_model(parent, opts, check_optimizer=False)
     check_unknown_policy(opts.unknown, parent.vocab)
-    text = fit_to_vocab(parent.vocab, text, opts.unknown)
+    ids = corpus.ids_in(parent.vocab, opts.unknown)
     mcfg = parent.model_config
     if opts.records and mcfg.reset_id < 0:
         mcfg = replace(mcfg, reset_id=_newline_id(parent.vocab))
     ck = new_checkpoint(parent.vocab, mcfg, TrainConfig(**opts.train_config()))
     ck.params = {k: v.copy() for k, v in parent.use_params.items()}  # the weights the parent serves
     ck.parent = opts.init_from
-    return ck, text
+    return ck, ids
 
 
-def _fresh(opts: TrainOptions, text: str, seconds: float | None, warn) -> Checkpoint:
-    if len(text) < 2:
-        raise CharRNNError(f"the corpus has {len(text)} character(s); at least 2 are needed to learn anything")
-    vocab = Vocab.from_text(text)
+def _fresh(opts: TrainOptions, corpus: Corpus, seconds: float | None, warn) -> Checkpoint:
+    n = len(corpus.ids)
+    if n < 2:
+        raise CharRNNError(f"the corpus has {n} character(s); at least 2 are needed to learn anything")
+    vocab = corpus.vocab
     shape, tcfg = opts.given(MODEL_FIELDS), TrainConfig(**opts.train_config())
     if seconds is not None and not shape:
-        held = 0.0 if tcfg.val_files else tcfg.val_frac
-        choice = budget.choose(seconds, int(len(text) * (1 - held)), vocab.size)
+        held = 0 if tcfg.val_files else min(int(n * tcfg.val_frac), tcfg.val_max or n)
+        choice = budget.choose(seconds, n - held, vocab.size)
         choice.train = {k: v for k, v in choice.train.items() if getattr(opts, k) is None}  # flags win
         shape, tcfg = {"hidden": choice.hidden}, replace(tcfg, **choice.train)
         warn(f"note: --time {opts.time}: {budget.describe(choice, ModelConfig().cell)} (pass --hidden to choose)")
@@ -118,17 +120,16 @@ def prepare_run(corpus: Sequence[str], out: str | None, opts: TrainOptions,
                 warn: Callable[[str], None] = lambda m: None) -> Run:
     """Check the options, read the corpus and build the checkpoint a run starts from."""
     seconds = check_options(opts, out)
-    text = read_corpora(list(corpus), opts.encoding_errors, warn)
+    data = open_corpus(list(corpus), opts.glob, opts.encoding_errors, cache=not opts.no_cache, note=warn)
     if opts.resume:
-        ck, text = _resumed(out, opts, text)
+        ck, ids = _resumed(out, opts, data)
     else:
         if out is not None and os.path.exists(out) and not opts.force:
             raise CharRNNError(f"{out} already exists; pass --resume to continue it, --force to overwrite it, "
                                f"or -o another path")
-        ck, text = _fine_tuned(opts, text) if opts.init_from else (_fresh(opts, text, seconds, warn), text)
+        ck, ids = _fine_tuned(opts, data) if opts.init_from else (_fresh(opts, data, seconds, warn), data.ids)
         if ck.model_config.reset_id >= 0:
-            ck.record_hashes = record_hashes(text)
-    ids = ck.vocab.encode(text)
+            ck.record_hashes = record_hashes(ids, ck.vocab.decode)
     steps = opts.steps
     if steps is None and opts.epochs is None and seconds is None:
         steps = ck.step + DEFAULT_STEPS
@@ -139,7 +140,7 @@ def prepare_run(corpus: Sequence[str], out: str | None, opts: TrainOptions,
                workers=opts.workers)
 
 
-def _streams_for(ck: Checkpoint, train_ids: np.ndarray, warn) -> Streams:
+def _streams_for(ck: Checkpoint, train_ids, warn) -> Streams:
     """The batched streams over the training ids; restarts the epoch if the shape changed."""
     tcfg = ck.train_config
     B, T = fit_shape(len(train_ids), tcfg.batch, tcfg.seq_len)
@@ -157,11 +158,13 @@ def _streams_for(ck: Checkpoint, train_ids: np.ndarray, warn) -> Streams:
 def streams_and_val(ck: Checkpoint, ids: np.ndarray, val_ids: np.ndarray | None, warn):
     """(training streams, validation ids): ``val_ids`` if given, else held out of ``ids`` as the config says."""
     tcfg = ck.train_config
+    train = ids
     if val_ids is None:
-        ids, val_ids = split(ids, tcfg.val_frac, tcfg.val_from, ck.model_config.reset_id)
+        train, held = split(ids, tcfg.val_frac, tcfg.val_from, ck.model_config.reset_id, tcfg.val_max)
+        val_ids = held.array()
     if tcfg.val_frac > 0 and len(val_ids) == 0:
         warn("note: the text is too short to hold out a validation split; validating on nothing")
-    return _streams_for(ck, ids, warn), val_ids
+    return _streams_for(ck, train, warn), val_ids
 
 
 def _val_file_ids(ck: Checkpoint, opts: TrainOptions, warn) -> np.ndarray | None:

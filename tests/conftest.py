@@ -86,6 +86,12 @@ def one_line_error(stderr: str) -> str:
     return lines[0]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_corpus_cache(tmp_path_factory):
+    """Corpus caches go to a folder of the test session's, never the user's ~/.cache."""
+    os.environ["CHARRNN_CACHE_DIR"] = str(tmp_path_factory.mktemp("corpus-cache"))
+
+
 @pytest.fixture(autouse=True)
 def _no_inherited_workers(monkeypatch):
     """Tests choose their own worker count: a CHARRNN_WORKERS from the shell must not change them."""

@@ -29,7 +29,7 @@ def _files(folder):
 BAD_INPUTS = [
     # (arguments, stdin, exit code, fragment of the one stderr line)
     (["train", "missing.txt"], None, 1, "missing.txt: no such file"),
-    (["train", "adir"], None, 1, "adir: is a directory"),
+    (["train", "adir"], None, 1, "adir: no text files in this folder"),
     (["train", "empty.txt"], None, 1, "empty.txt: is empty"),
     (["train", "one.txt"], None, 1, "at least 2"),
     (["train", "latin1.txt"], None, 1, "invalid UTF-8 at byte offset 2"),

@@ -37,7 +37,7 @@ def test_an_untrained_model_does_not_know_home():
 def test_validation_split_is_the_end_of_the_text():
     ids = np.arange(100)
     tr, va = split(ids, 0.1)
-    assert tr.tolist() == list(range(90)) and va.tolist() == list(range(90, 100))
+    assert tr.array().tolist() == list(range(90)) and va.array().tolist() == list(range(90, 100))
     assert len(split(ids, 0.0)[1]) == 0
     with pytest.raises(CharRNNError, match="at least 2"):
         split(ids[:1], 0.1)
@@ -53,7 +53,7 @@ def test_tiny_corpora_shrink_the_batch_then_the_sequence():
 def test_streams_are_contiguous_and_chunks_continue_them():
     ids = np.arange(41)
     s = Streams.of(ids, batch=4, seq_len=3)
-    assert s.x[1].tolist() == list(range(10, 20)) and s.y[1].tolist() == list(range(11, 21))
+    assert s.length == 10 and s.ids.read(10, 20).tolist() == list(range(10, 20))
     assert s.steps_per_epoch == 4  # 3 + 3 + 3 + 1 columns
     x0, y0 = s.chunk(0)
     x1, _ = s.chunk(1)

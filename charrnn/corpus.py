@@ -1,0 +1,250 @@
+"""Reading corpora of any size: files, folders and stdin, streamed into character ids.
+
+    inputs  -> sources       resolve(): files as given, folders walked, stdin
+    sources -> vocabulary    scan(): one streaming pass, memory bounded by CHUNK
+    sources -> ids           encode(): a second pass into any array (memory, or a memmap in the cache)
+
+Nothing here holds a whole corpus as text: each file is read CHUNK bytes at a
+time, decoded incrementally (so a character split between reads is whole),
+and turned into code points in NumPy. The ids are the same as
+``Vocab.from_text(text).encode(text)`` of the text read whole.
+
+Joining: the texts are concatenated as given, like ``cat``; a file found in
+a folder that does not end with a newline is followed by one, so that no
+line (a record, with --records) runs into the next file. A folder is read
+recursively in sorted order; names starting with a dot are skipped, as are
+binary files (a NUL byte in their first 8 KiB), with a note each.
+"""
+from __future__ import annotations
+
+import codecs
+import fnmatch
+import hashlib
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+
+from charrnn.errors import CharRNNError
+
+CHUNK = 1 << 22  # bytes read at a time
+PIECE = 1 << 20  # code points counted or mapped at a time
+BINARY_PROBE = 8192  # bytes of a folder's file looked at for a NUL
+BOM = b"\xef\xbb\xbf"
+
+
+@dataclass
+class Source:
+    """One text to read: a file, or stdin's bytes."""
+
+    path: str  # "-" for stdin
+    in_folder: bool = False  # found by walking a folder: gets a newline at its end if it lacks one
+    data: bytes | None = None  # stdin's bytes, read once
+
+    @property
+    def name(self) -> str:
+        return "stdin" if self.path == "-" else self.path
+
+
+@dataclass
+class Scan:
+    """What a first pass found: the characters present, how many, and a fingerprint of the bytes read."""
+
+    present: np.ndarray  # (max code point + 1,) bool
+    chars: int  # characters in all, separators included
+    digest: str  # sha1 of every byte read, in order
+    with_nul: list = field(default_factory=list)  # names of the sources holding a NUL character
+
+
+def resolve(inputs: list[str], globs: list[str] | None = None, note: Callable[[str], None] = lambda m: None
+            ) -> list[Source]:
+    """The sources ``inputs`` name, in reading order: files as given, "-" (stdin), folders walked."""
+    sources = []
+    for path in inputs:
+        if path == "-":
+            sources.append(Source("-", data=_read_stdin()))
+        elif os.path.isdir(path):
+            found = list(_walk(path, globs or [], note))
+            if not found:
+                what = f" matching {', '.join(globs)}" if globs else ""
+                raise CharRNNError(f"{path}: no text files{what} in this folder")
+            sources += found
+        elif not os.path.exists(path):
+            raise CharRNNError(f"{path}: no such file")
+        else:
+            sources.append(Source(path))
+    return sources
+
+
+def _read_stdin() -> bytes:
+    if sys.stdin is None or sys.stdin.closed:
+        raise CharRNNError("stdin is closed: pipe a corpus in, or give a file path")
+    try:
+        return sys.stdin.buffer.read()
+    except (OSError, ValueError) as e:
+        raise CharRNNError(f"stdin: cannot read ({getattr(e, 'strerror', None) or e})") from None
+
+
+def _walk(folder: str, globs: list[str], note) -> Iterator[Source]:
+    """The text files under ``folder``, sorted, following links to folders once each (no loop)."""
+    seen = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        st = os.stat(root)
+        if (st.st_dev, st.st_ino) in seen:
+            dirs[:] = []  # a link back to a folder already read
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(f for f in files if not f.startswith(".")):
+            path = os.path.join(root, name)
+            rel = os.path.relpath(path, folder)
+            if globs and not any(fnmatch.fnmatch(rel if "/" in g else name, g) for g in globs):
+                continue
+            if not os.path.isfile(path):
+                note(f"note: skipping {path} (not a readable file)")
+                continue
+            if _is_binary(path):
+                note(f"note: skipping {path} (binary: it holds a NUL byte)")
+                continue
+            yield Source(path, in_folder=True)
+
+
+def _is_binary(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return b"\x00" in f.read(BINARY_PROBE)
+    except OSError:
+        return False  # reading it will say what is wrong
+
+
+def _chunks(source: Source) -> Iterator[bytes]:
+    """The bytes of ``source``, CHUNK at a time; errors name the source."""
+    if source.data is not None:
+        for i in range(0, len(source.data), CHUNK):
+            yield source.data[i : i + CHUNK]
+        return
+    try:
+        with open(source.path, "rb") as f:
+            while chunk := f.read(CHUNK):
+                yield chunk
+    except FileNotFoundError:
+        raise CharRNNError(f"{source.name}: no such file (did it vanish while being read?)") from None
+    except PermissionError:
+        raise CharRNNError(f"{source.name}: permission denied") from None
+    except IsADirectoryError:
+        raise CharRNNError(f"{source.name}: is a directory, not a text file") from None
+    except OSError as e:
+        raise CharRNNError(f"{source.name}: cannot read ({e.strerror or e})") from None
+
+
+def code_points(source: Source, errors: str, hasher=None) -> Iterator[np.ndarray]:
+    """The characters of one source as arrays of code points: uint8 for ASCII stretches, else uint32.
+
+    A leading byte-order mark is dropped. Invalid UTF-8 raises naming the
+    byte offset (``errors="strict"``) or becomes U+FFFD (``"replace"``). The
+    raw bytes go to ``hasher`` if given. A folder's file that does not end
+    with a newline gets one.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors)
+    offset, first, last = 0, True, b""
+    for chunk in _chunks(source):
+        if hasher is not None:
+            hasher.update(chunk)
+        if first and chunk.startswith(BOM):
+            chunk = chunk[len(BOM):]  # offsets count from after it, as the text does
+        first, last = False, chunk[-1:] or last
+        pending = len(decoder.getstate()[0])
+        if not pending and chunk.isascii():
+            yield np.frombuffer(chunk, dtype=np.uint8)
+        else:
+            try:
+                text = decoder.decode(chunk)
+            except UnicodeDecodeError as e:
+                at = offset - pending + e.start
+                raise CharRNNError(f"{source.name}: invalid UTF-8 at byte offset {at}; "
+                                   f"fix the file or pass --encoding-errors replace") from None
+            yield np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+        offset += len(chunk)
+    pending = len(decoder.getstate()[0])
+    try:
+        tail = decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise CharRNNError(f"{source.name}: invalid UTF-8 at byte offset {offset - pending}; "
+                           f"fix the file or pass --encoding-errors replace") from None
+    if tail:
+        yield np.frombuffer(tail.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+    if source.in_folder and last and last != b"\n":
+        yield np.array([10], dtype=np.uint8)
+
+
+def digest(sources: list[Source]) -> str:
+    """The sha1 of every byte of ``sources`` in order: what scan() fingerprints, without decoding."""
+    hasher = hashlib.sha1()
+    for source in sources:
+        for chunk in _chunks(source):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def _pieces(cps: np.ndarray) -> Iterator[np.ndarray]:
+    for i in range(0, len(cps), PIECE):
+        yield cps[i : i + PIECE]
+
+
+def scan(sources: list[Source], errors: str, note: Callable[[str], None] = lambda m: None) -> Scan:
+    """The first pass: which characters occur and how many there are, in memory bounded by CHUNK."""
+    present = np.zeros(128, dtype=bool)
+    hasher, chars, with_nul = hashlib.sha1(), 0, []
+    for source in sources:
+        before = chars
+        for cps in code_points(source, errors, hasher):
+            for piece in _pieces(cps):
+                counts = np.bincount(piece)
+                if len(counts) > len(present):
+                    present = np.concatenate([present, np.zeros(len(counts) - len(present), dtype=bool)])
+                present[: len(counts)] |= counts > 0
+                if counts[0] and source.name not in with_nul:
+                    with_nul.append(source.name)
+                chars += len(piece)
+        if chars == before and not source.in_folder:
+            raise CharRNNError(f"{source.name}: is empty; give a corpus with at least 2 characters")
+    for name in with_nul:
+        note(f"{name}: contains NUL bytes; is it a binary file? training on it anyway")
+    return Scan(present, chars, hasher.hexdigest(), with_nul)
+
+
+def vocab_chars(present: np.ndarray) -> str:
+    """The vocabulary of a scan: the characters present, sorted by code point."""
+    return np.flatnonzero(present).astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")
+
+
+def encode(sources: list[Source], errors: str, chars: str, out: np.ndarray, digest: str | None = None) -> None:
+    """The second pass: write the ids of every character, under the vocabulary ``chars``, into ``out`` (n,).
+
+    ``digest`` is the first pass's fingerprint; a source that changed in
+    between (or a character outside ``chars``) raises CharRNNError.
+    """
+    cps = np.frombuffer(chars.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+    table = np.full(int(cps.max()) + 1 if len(cps) else 1, -1, dtype=np.int32)
+    table[cps] = np.arange(len(cps))
+    hasher, at = hashlib.sha1(), 0
+    for source in sources:
+        for cp in code_points(source, errors, hasher):
+            for piece in _pieces(cp):
+                try:
+                    ids = table[piece]
+                except IndexError:  # a character the first pass did not see
+                    raise _changed(source) from None
+                if at + len(ids) > len(out) or (len(ids) and ids.min() < 0):
+                    raise _changed(source)
+                out[at : at + len(ids)] = ids
+                at += len(ids)
+    if at != len(out) or (digest is not None and hasher.hexdigest() != digest):
+        raise _changed(sources[-1] if len(sources) == 1 else None)
+
+
+def _changed(source: Source | None) -> CharRNNError:
+    what = source.name if source is not None else "a corpus file"
+    return CharRNNError(f"{what} changed while it was being read; try again once it is written")
