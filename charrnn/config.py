@@ -68,6 +68,8 @@ class TrainConfig:
     beta2: float = setting(0.999, "Adam second-moment decay.")
     eps: float = setting(1e-8, "Adam and Adagrad denominator guard.")
     dropout: float = setting(0.2, "Dropout after each layer while training, in [0, 1).")
+    weight_decay: float = setting(0.0, "Decoupled weight decay of the weight matrices (AdamW): each step shrinks "
+                                       "them by lr times this.")
     clip: float = setting(5.0, "Gradient clipping threshold; 0 turns it off.")
     clip_mode: str = setting("norm", "norm: rescale by the global norm; value: clip each element.", choices=CLIP_MODES)
     val_frac: float = setting(0.1, "Fraction of the text held out for validation.")
@@ -93,6 +95,8 @@ class TrainConfig:
             raise UsageError(f"unknown --clip-mode {self.clip_mode!r}; choose norm or value")
         if not self.clip >= 0:
             raise UsageError(f"--clip must be 0 (off) or positive, not {self.clip}")
+        if not 0 <= self.weight_decay < 1 / self.lr:
+            raise UsageError(f"--weight-decay must be 0 or more and below 1/--lr, not {self.weight_decay}")
         if not 0 <= self.dropout < 1:
             raise UsageError(f"--dropout must be in [0, 1), not {self.dropout}")
         if not 0 <= self.val_frac < 1:

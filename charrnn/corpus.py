@@ -66,10 +66,14 @@ def resolve(inputs: list[str], globs: list[str] | None = None, note: Callable[[s
         if path == "-":
             sources.append(Source("-", data=_read_stdin()))
         elif os.path.isdir(path):
-            found = list(_walk(path, globs or [], note))
+            skipped = []
+            found = list(_walk(path, globs or [], skipped))
             if not found:
                 what = f" matching {', '.join(globs)}" if globs else ""
-                raise CharRNNError(f"{path}: no text files{what} in this folder")
+                but = f" ({len(skipped)} binary or unreadable file(s) skipped)" if skipped else ""
+                raise CharRNNError(f"{path}: no text files{what} in this folder{but}")
+            for line in skipped:
+                note(line)
             sources += found
         elif not os.path.exists(path):
             raise CharRNNError(f"{path}: no such file")
@@ -87,8 +91,9 @@ def _read_stdin() -> bytes:
         raise CharRNNError(f"stdin: cannot read ({getattr(e, 'strerror', None) or e})") from None
 
 
-def _walk(folder: str, globs: list[str], note) -> Iterator[Source]:
-    """The text files under ``folder``, sorted, following links to folders once each (no loop)."""
+def _walk(folder: str, globs: list[str], skipped: list) -> Iterator[Source]:
+    """The text files under ``folder``, sorted, following links to folders once each (no loop); a note for each
+    file skipped goes into ``skipped``."""
     seen = set()
     for root, dirs, files in os.walk(folder, followlinks=True):
         st = os.stat(root)
@@ -103,10 +108,10 @@ def _walk(folder: str, globs: list[str], note) -> Iterator[Source]:
             if globs and not any(fnmatch.fnmatch(rel if "/" in g else name, g) for g in globs):
                 continue
             if not os.path.isfile(path):
-                note(f"note: skipping {path} (not a readable file)")
+                skipped.append(f"note: skipping {path} (not a readable file)")
                 continue
             if _is_binary(path):
-                note(f"note: skipping {path} (binary: it holds a NUL byte)")
+                skipped.append(f"note: skipping {path} (binary: it holds a NUL byte)")
                 continue
             yield Source(path, in_folder=True)
 
@@ -188,6 +193,16 @@ def digest(sources: list[Source]) -> str:
     return hasher.hexdigest()
 
 
+def read_all(sources: list[Source], errors: str = "strict") -> str:
+    """The whole text of ``sources``, joined as for training (for texts known to be small)."""
+    parts = []
+    for source in sources:
+        for cps in code_points(source, errors):
+            parts.append(cps.tobytes().decode("ascii") if cps.dtype == np.uint8
+                         else cps.tobytes().decode("utf-32-le", "surrogatepass"))
+    return "".join(parts)
+
+
 def _pieces(cps: np.ndarray) -> Iterator[np.ndarray]:
     for i in range(0, len(cps), PIECE):
         yield cps[i : i + PIECE]
@@ -201,11 +216,14 @@ def scan(sources: list[Source], errors: str, note: Callable[[str], None] = lambd
         before = chars
         for cps in code_points(source, errors, hasher):
             for piece in _pieces(cps):
-                counts = np.bincount(piece)
-                if len(counts) > len(present):
-                    present = np.concatenate([present, np.zeros(len(counts) - len(present), dtype=bool)])
-                present[: len(counts)] |= counts > 0
-                if counts[0] and source.name not in with_nul:
+                if cps.dtype == np.uint8:  # ASCII: counting is the fastest way to see which bytes occur
+                    present |= np.bincount(piece, minlength=128)[:128] > 0
+                elif len(piece):
+                    top = int(piece.max()) + 1
+                    if top > len(present):  # at most 0x110000 flags, however rare the character
+                        present = np.concatenate([present, np.zeros(top - len(present), dtype=bool)])
+                    present[piece] = True
+                if len(piece) and source.name not in with_nul and not piece.all():
                     with_nul.append(source.name)
                 chars += len(piece)
         if chars == before and not source.in_folder:

@@ -11,7 +11,9 @@ paths, the --glob patterns, --encoding-errors):
                          of all the bytes, the vocabulary, the character count, the ids file
     <key>-<sha1>.npy     the ids (uint8, uint16 or uint32), a .npy array that np.load maps
 
-The .npy is written first, the .json last, each atomically: a cache is only
+Training reads the ids with pread (IdsFile), a few at a time, so its
+memory does not grow with the corpus. The .npy is written first, the .json
+last, each atomically: a cache is only
 ever found through its .json, so a run killed while writing one (or a full
 disk) leaves the old cache or none, never a partial one.
 
@@ -42,11 +44,59 @@ FORMAT = "charrnn-corpus-cache"
 VERSION = 1
 
 
+class IdsFile:
+    """The ids in a cache's .npy file, read with pread as they are needed.
+
+    Slicing ``[a:b]`` returns a new array of those ids and nothing else is
+    ever in memory: unlike a memory map, reading through a corpus does not
+    grow the process's resident memory. Pickling (for MPI ranks) sends the
+    ids themselves.
+    """
+
+    def __init__(self, path: str):
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, self.dtype = read(f)
+            self.offset = f.tell()
+        if len(shape) != 1 or fortran:
+            raise ValueError("not a one-dimensional array")
+        self.path, self.n = path, shape[0]
+        if os.path.getsize(path) != self.offset + self.n * self.dtype.itemsize:
+            raise ValueError("its size does not match its header (truncated?)")
+        self.fd = os.open(path, os.O_RDONLY)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        start, stop, step = key.indices(self.n)
+        if step != 1:
+            raise IndexError("IdsFile reads contiguous ranges only")
+        size = self.dtype.itemsize
+        data = os.pread(self.fd, max(0, stop - start) * size, self.offset + start * size)
+        return np.frombuffer(data, dtype=self.dtype)
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self[:], dtype=dtype)
+
+    def max(self) -> int:
+        return max((int(self[i : i + PIECE * 16].max()) for i in range(0, self.n, PIECE * 16)), default=0)
+
+    def __reduce__(self):
+        return np.array, (self[:],)
+
+    def __del__(self):
+        if getattr(self, "fd", None) is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 @dataclass
 class Corpus:
     """A corpus ready to train on: its ids and vocabulary."""
 
-    ids: np.ndarray  # (n,) character ids: a memmap of the cache, or an array in memory
+    ids: "np.ndarray | IdsFile"  # (n,) character ids: read from the cache, or an array in memory
     vocab: Vocab  # the corpus's own vocabulary: its characters, sorted
     sources: list  # the Sources read, in order
     cache: str | None = None  # the .npy file mapped, if any
@@ -150,9 +200,9 @@ def _reuse(folder: str, key: str, sources, errors: str, note) -> Corpus | None:
             meta["sources"] = stats  # touched, not changed: remember the new times
             write_atomically(meta_path, lambda f: f.write(json.dumps(meta).encode()))
         vocab = Vocab(meta["vocab"])
-        ids = np.load(os.path.join(folder, meta["ids"]), mmap_mode="r", allow_pickle=False)
-        if ids.shape != (meta["chars"],) or ids.dtype != id_dtype(max(vocab.size, 1)) or \
-                (len(ids) and int(ids.max()) >= vocab.size):
+        ids = IdsFile(os.path.join(folder, meta["ids"]))
+        if len(ids) != meta["chars"] or ids.dtype != id_dtype(max(vocab.size, 1)) or \
+                (len(ids) and ids.max() >= vocab.size):
             raise ValueError("its ids do not fit its vocabulary")
     except CharRNNError:
         raise
@@ -183,7 +233,7 @@ def _build(folder: str, key: str, sources, errors: str, note) -> Corpus:
     for old in glob.glob(os.path.join(glob.escape(folder), key + "-*.npy")):
         if old != path:
             os.remove(old)
-    return Corpus(np.load(path, mmap_mode="r", allow_pickle=False), Vocab(chars), sources, path)
+    return Corpus(IdsFile(path), Vocab(chars), sources, path)
 
 
 def _write_ids(f, sources, errors: str, chars: str, dtype, found) -> None:

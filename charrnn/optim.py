@@ -64,6 +64,10 @@ def update(params, grads, state, cfg: TrainConfig, lr: float) -> None:
             p -= lrs[name] * vel
     else:  # pragma: no cover - config.check() rejects this first
         raise ValueError(cfg.optimizer)
+    if cfg.weight_decay:  # decoupled (AdamW-style): shrink the weight matrices, not the biases
+        for name, p in params.items():
+            if p.ndim == 2:
+                p *= p.dtype.type(1.0 - lrs[name] * cfg.weight_decay)
 
 
 def global_norm(grads: dict[str, np.ndarray]) -> float:

@@ -1,8 +1,10 @@
 """Scoring text under a model: validation loss, eval, and next-character probabilities."""
 from __future__ import annotations
 
+import itertools
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -75,6 +77,44 @@ def scoring_streams(ids: np.ndarray, piece: int = PIECE, warm: int = WARM):
     return x, y, mask
 
 
+def scoring_batches(chunks: Iterable[np.ndarray], piece: int = PIECE, warm: int = WARM, rows: int = 64
+                    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The rows of :func:`scoring_streams`, ``rows`` at a time, from ids that arrive a chunk at a time.
+
+    ``chunks`` yields id arrays that together are the text; only a piece
+    and its warm-up are held at once beyond the current chunk, so a text of
+    any length is scored in bounded memory. Yields x, y, mask (b, <= piece + warm).
+    """
+    buf, base, s, batch = np.zeros(0, dtype=np.int64), 0, 0, []
+    for chunk in itertools.chain(chunks, [None]):
+        if chunk is not None:
+            buf = np.concatenate([buf, chunk]) if len(buf) else np.asarray(chunk)
+        end = base + len(buf)  # ids [base, end) are in buf
+        while s + piece + 1 <= end or (chunk is None and s < end - 1):
+            lead, stop = min(warm, s), min(s + piece, end - 1)
+            batch.append((buf[s - lead - base : stop + 1 - base], lead))
+            s += piece
+            if len(batch) == rows:
+                yield _rows(batch)
+                batch = []
+        cut = max(0, s - warm - base)  # what no later piece reads
+        buf, base = buf[cut:], base + cut
+    if batch:
+        yield _rows(batch)
+
+
+def _rows(windows: list):
+    """x, y, mask (b, width) from (ids window, warm-up length) pairs; width is the longest window's."""
+    dtype, width = windows[0][0].dtype, max(len(w) for w, _ in windows) - 1
+    x, y = np.zeros((len(windows), width), dtype=dtype), np.zeros((len(windows), width), dtype=dtype)
+    mask = np.zeros((len(windows), width), dtype=bool)
+    for row, (window, lead) in enumerate(windows):
+        w = len(window) - 1
+        x[row, :w], y[row, :w] = window[:-1], window[1:]
+        mask[row, lead:w] = True
+    return x, y, mask
+
+
 def nats_per_char(params, cfg: ModelConfig, ids: np.ndarray, batch: int = 64) -> float:
     """Mean cross-entropy in nats/char over ``ids`` (NaN if there is nothing to score)."""
     total, n = total_nll(params, cfg, ids, batch)
@@ -100,16 +140,20 @@ class Score:
     bits_per_char: float  # the same in bits: nats / ln 2
     perplexity: float  # exp(nats_per_char)
     unknown_chars: int  # characters skipped because the vocabulary lacks them
+    unknown: dict = field(default_factory=dict, repr=False)  # which ones: {char: count} (not in to_dict)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The figures ``charrnn eval --json`` prints."""
+        out = asdict(self)
+        del out["unknown"]
+        return out
 
 
-def eval_report(nats_total: float, chars: int, unknown: int = 0) -> Score:
+def eval_report(nats_total: float, chars: int, unknown: int = 0, which: dict | None = None) -> Score:
     """The eval figures for ``chars`` >= 1 predictions: nats and bits per char, perplexity, counts."""
     npc = nats_total / chars
     return Score(chars=chars, nats_per_char=npc, bits_per_char=npc / LN2, perplexity=math.exp(npc),
-                 unknown_chars=unknown)
+                 unknown_chars=unknown, unknown=which or {})
 
 
 def per_char(params, cfg: ModelConfig, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -107,6 +107,12 @@ class Vocab:
             n += len(pos)
         return out[:n] if n < len(out) else out
 
+    def map_code_points(self, cps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids of the known characters among code points ``cps``, the unknown code points): unknowns dropped."""
+        pos = np.searchsorted(self._cps, cps).clip(0, max(self.size - 1, 0))
+        ok = self._cps[pos] == cps if self.size else np.zeros(len(cps), bool)
+        return pos[ok].astype(self.dtype), cps[~ok]
+
     def decode(self, ids: Iterable[int] | np.ndarray) -> str:
         """The text of ``ids``; ``decode(encode(t)) == t`` for any vocabulary text."""
         ids = np.asarray(ids, dtype=np.int64)

@@ -1,7 +1,6 @@
 """The real commands: in-process through typer's CliRunner, and as processes in pipelines."""
 import json
 import signal
-import time
 
 import numpy as np
 import pytest

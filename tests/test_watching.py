@@ -2,9 +2,6 @@
 import csv
 import json
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 

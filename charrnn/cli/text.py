@@ -1,4 +1,4 @@
-"""`charrnn sample`, `probs` and `eval`: generating and scoring text."""
+"""`charrnn sample` and `probs`: generating text and looking at the next-character probabilities."""
 from __future__ import annotations
 
 import math
@@ -8,12 +8,11 @@ from typing import List, Optional
 import typer
 
 from charrnn.cli.app import app, closed_pipe_is_fine, emit_json, note, read_arg_text
-from charrnn.display import heat_char, print_heat_legend, probs_table, show_char, stdout_console, surprise_char
+from charrnn.display import heat_char, print_heat_legend, probs_table, stdout_console
 from charrnn.errors import CharRNNError, UsageError
 from charrnn.numerics import TINY, make_rng, top_k
 from charrnn.sample import Decoding
 from charrnn.model import Model, load
-from charrnn.vocab import describe_chars, read_text
 
 
 @app.command()
@@ -212,67 +211,3 @@ def probs(
                 emit_json(r)
         else:
             stdout_console().print(probs_table(rows))
-
-
-# ---------------------------------------------------------------- eval
-
-
-@app.command(name="eval")
-def eval_(
-    paths: List[str] = typer.Argument(..., help="FILE to score (or - for stdin), or MODEL FILE.", show_default=False),
-    model_path: Optional[str] = typer.Option(None, "-m", "--model", help="Checkpoint to use (default model.npz)."),
-    per_char: bool = typer.Option(False, "--per-char", help="TSV per character: index, char, nats, bits, p_top."),
-    color: bool = typer.Option(False, "--color", help="With --per-char: the text shaded by surprisal instead."),
-    json_output: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
-    workers: Optional[int] = typer.Option(None, min=1, help="Processes sharing a long text's pieces; the figures do not change. (default: the cores, for texts of 100,000 characters and more)", show_default=False),
-):
-    """Score a text under the model: nats/char, bits/char and perplexity.
-
-    The hidden state is carried through the whole text; characters outside
-    the vocabulary are skipped and counted.
-
-    Examples:
-
-      charrnn eval -m home.npz corpora/home.txt
-
-      charrnn eval home.npz corpora/home.txt --json
-
-      echo HOME | charrnn eval -m home.npz - --per-char
-    """
-    if len(paths) == 2 and model_path is None:
-        model_path, file = paths
-    elif len(paths) == 1:
-        file = paths[0]
-    else:
-        raise UsageError("give FILE (with -m MODEL) or MODEL FILE")
-    m = load(model_path or "model.npz")
-    text = read_text(file)
-    try:
-        result = m.per_char(text) if per_char else m.score(text, workers)
-    except CharRNNError as e:
-        raise CharRNNError(f"{'stdin' if file == '-' else file}: {e}") from None
-    unknown = m.unknown(text)
-    if unknown:
-        note(f"warning: skipped {sum(unknown.values())} character(s) not in the vocabulary: "
-             f"{describe_chars(sorted(unknown))}")
-    with closed_pipe_is_fine():
-        if not per_char:
-            _print_score(result.to_dict(), json_output)
-        elif color:
-            first = next(c for c in text if c in m.vocab)
-            sys.stdout.write(first + "".join(surprise_char(c, n) for c, n in zip(result.chars, result.nats)))
-            sys.stdout.write("\n" if (result.chars or first)[-1] != "\n" else "")
-        else:
-            sys.stdout.write("index\tchar\tnats\tbits\tp_top\n")
-            for k, (c, n, b, pt) in enumerate(zip(result.chars, result.nats.tolist(), result.bits.tolist(),
-                                                  result.p_top.tolist()), start=1):
-                sys.stdout.write(f"{k}\t{show_char(c)}\t{n:.4f}\t{b:.4f}\t{pt:.4f}\n")
-
-
-def _print_score(report: dict, json_output: bool) -> None:
-    if json_output:
-        emit_json(report)
-    else:
-        print(f"chars {report['chars']}\nnats_per_char {report['nats_per_char']:.4f}\n"
-              f"bits_per_char {report['bits_per_char']:.4f}\nperplexity {report['perplexity']:.4f}\n"
-              f"unknown_chars {report['unknown_chars']}")
