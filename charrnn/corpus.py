@@ -17,7 +17,6 @@ binary files (a NUL byte in their first 8 KiB), with a note each.
 """
 from __future__ import annotations
 
-import codecs
 import fnmatch
 import hashlib
 import os
@@ -27,12 +26,13 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from charrnn import utf8
 from charrnn.errors import CharRNNError
+from charrnn.utf8 import Decoded, wide_characters
 
-CHUNK = 1 << 22  # bytes read at a time
+CHUNK = 1 << 18  # bytes read at a time (small pieces keep NumPy's temporaries in the CPU cache)
 PIECE = 1 << 20  # code points counted or mapped at a time
 BINARY_PROBE = 8192  # bytes of a folder's file looked at for a NUL
-BOM = b"\xef\xbb\xbf"
 
 
 @dataclass
@@ -124,7 +124,7 @@ def _is_binary(path: str) -> bool:
         return False  # reading it will say what is wrong
 
 
-def _chunks(source: Source) -> Iterator[bytes]:
+def read_chunks(source: Source) -> Iterator[bytes]:
     """The bytes of ``source``, CHUNK at a time; errors name the source."""
     if source.data is not None:
         for i in range(0, len(source.data), CHUNK):
@@ -144,51 +144,27 @@ def _chunks(source: Source) -> Iterator[bytes]:
         raise CharRNNError(f"{source.name}: cannot read ({e.strerror or e})") from None
 
 
+def decoded(source: Source, errors: str, hasher=None) -> Iterator[Decoded]:
+    """The text of one source, a chunk at a time (charrnn.utf8); the raw bytes go to ``hasher`` if given."""
+    return utf8.decoded(read_chunks(source), source.name, source.in_folder, errors, hasher)
+
+
 def code_points(source: Source, errors: str, hasher=None) -> Iterator[np.ndarray]:
     """The characters of one source as arrays of code points: uint8 for ASCII stretches, else uint32.
 
     A leading byte-order mark is dropped. Invalid UTF-8 raises naming the
-    byte offset (``errors="strict"``) or becomes U+FFFD (``"replace"``). The
-    raw bytes go to ``hasher`` if given. A folder's file that does not end
-    with a newline gets one.
+    byte offset (``errors="strict"``) or becomes U+FFFD (``"replace"``). A
+    folder's file that does not end with a newline gets one.
     """
-    decoder = codecs.getincrementaldecoder("utf-8")(errors)
-    offset, first, last = 0, True, b""
-    for chunk in _chunks(source):
-        if hasher is not None:
-            hasher.update(chunk)
-        if first and chunk.startswith(BOM):
-            chunk = chunk[len(BOM):]  # offsets count from after it, as the text does
-        first, last = False, chunk[-1:] or last
-        pending = len(decoder.getstate()[0])
-        if not pending and chunk.isascii():
-            yield np.frombuffer(chunk, dtype=np.uint8)
-        else:
-            try:
-                text = decoder.decode(chunk)
-            except UnicodeDecodeError as e:
-                at = offset - pending + e.start
-                raise CharRNNError(f"{source.name}: invalid UTF-8 at byte offset {at}; "
-                                   f"fix the file or pass --encoding-errors replace") from None
-            yield np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
-        offset += len(chunk)
-    pending = len(decoder.getstate()[0])
-    try:
-        tail = decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        raise CharRNNError(f"{source.name}: invalid UTF-8 at byte offset {offset - pending}; "
-                           f"fix the file or pass --encoding-errors replace") from None
-    if tail:
-        yield np.frombuffer(tail.encode("utf-32-le", "surrogatepass"), dtype="<u4")
-    if source.in_folder and last and last != b"\n":
-        yield np.array([10], dtype=np.uint8)
+    for piece in decoded(source, errors, hasher):
+        yield piece.code_points()
 
 
 def digest(sources: list[Source]) -> str:
     """The sha1 of every byte of ``sources`` in order: what scan() fingerprints, without decoding."""
     hasher = hashlib.sha1()
     for source in sources:
-        for chunk in _chunks(source):
+        for chunk in read_chunks(source):
             hasher.update(chunk)
     return hasher.hexdigest()
 
@@ -214,18 +190,25 @@ def scan(sources: list[Source], errors: str, note: Callable[[str], None] = lambd
     hasher, chars, with_nul = hashlib.sha1(), 0, []
     for source in sources:
         before = chars
-        for cps in code_points(source, errors, hasher):
-            for piece in _pieces(cps):
-                if cps.dtype == np.uint8:  # ASCII: counting is the fastest way to see which bytes occur
-                    present |= np.bincount(piece, minlength=128)[:128] > 0
-                elif len(piece):
-                    top = int(piece.max()) + 1
-                    if top > len(present):  # at most 0x110000 flags, however rare the character
-                        present = np.concatenate([present, np.zeros(top - len(present), dtype=bool)])
-                    present[piece] = True
-                if len(piece) and source.name not in with_nul and not piece.all():
-                    with_nul.append(source.name)
-                chars += len(piece)
+        for piece in decoded(source, errors, hasher):
+            if piece.exact:  # from the bytes: ASCII by counting them, the rest by decoding their leads
+                raw = np.frombuffer(piece.raw, dtype=np.uint8)
+                counts = np.bincount(raw, minlength=256)
+                present[:128] |= counts[:128] > 0
+                wide = wide_characters(raw)[1] if piece.text is not None else raw[:0]
+                nul, n = counts[0] > 0, len(raw) if piece.text is None else len(piece.text)
+            else:
+                cps = piece.code_points()
+                present[:128] |= np.bincount(cps[cps < 128], minlength=128)[:128] > 0
+                wide, nul, n = cps[cps >= 128], not cps.all(), len(cps)
+            if len(wide):
+                top = int(wide.max()) + 1
+                if top > len(present):  # at most 0x110000 flags, however rare the character
+                    present = np.concatenate([present, np.zeros(top - len(present), dtype=bool)])
+                present[wide] = True
+            if nul and source.name not in with_nul:
+                with_nul.append(source.name)
+            chars += n
         if chars == before and not source.in_folder:
             raise CharRNNError(f"{source.name}: is empty; give a corpus with at least 2 characters")
     for name in with_nul:
@@ -238,29 +221,57 @@ def vocab_chars(present: np.ndarray) -> str:
     return np.flatnonzero(present).astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")
 
 
-def encode(sources: list[Source], errors: str, chars: str, out: np.ndarray, digest: str | None = None) -> None:
+def encode(sources: list[Source], errors: str, chars: str, out: np.ndarray, stats: list | None = None) -> None:
     """The second pass: write the ids of every character, under the vocabulary ``chars``, into ``out`` (n,).
 
-    ``digest`` is the first pass's fingerprint; a source that changed in
-    between (or a character outside ``chars``) raises CharRNNError.
+    ``stats`` are the sources' os.stat results taken before the first pass:
+    a source that changed since (its size, mtime or ctime), or a count or
+    character the first pass did not see, raises CharRNNError.
     """
     cps = np.frombuffer(chars.encode("utf-32-le", "surrogatepass"), dtype="<u4")
-    table = np.full(int(cps.max()) + 1 if len(cps) else 1, -1, dtype=np.int32)
+    table = np.zeros(max(int(cps.max()) + 1 if len(cps) else 1, 256), dtype=out.dtype)
     table[cps] = np.arange(len(cps))
-    hasher, at = hashlib.sha1(), 0
+    byte_ids = table[:256].astype(np.uint8).tobytes() if out.dtype == np.uint8 else None  # ASCII byte -> id
+    at = 0
     for source in sources:
-        for cp in code_points(source, errors, hasher):
-            for piece in _pieces(cp):
-                try:
-                    ids = table[piece]
-                except IndexError:  # a character the first pass did not see
-                    raise _changed(source) from None
-                if at + len(ids) > len(out) or (len(ids) and ids.min() < 0):
-                    raise _changed(source)
-                out[at : at + len(ids)] = ids
-                at += len(ids)
-    if at != len(out) or (digest is not None and hasher.hexdigest() != digest):
+        for piece in decoded(source, errors):
+            try:
+                ids = _ids(piece, table, byte_ids)
+            except IndexError:  # a character the first pass did not see
+                raise _changed(source) from None
+            if at + len(ids) > len(out):
+                raise _changed(source)
+            out[at : at + len(ids)] = ids
+            at += len(ids)
+    if at != len(out):
         raise _changed(sources[-1] if len(sources) == 1 else None)
+    for source, before in zip(sources, stats or []):
+        if before is not None and source_stat(source) != before:
+            raise _changed(source)
+
+
+def _ids(piece: Decoded, table: np.ndarray, byte_ids: bytes | None) -> np.ndarray:
+    """The ids of one stretch of text under ``table`` (code point -> id)."""
+    if byte_ids is None or not piece.exact:
+        return table[piece.code_points()]
+    ids = np.frombuffer(bytearray(piece.raw.translate(byte_ids)), dtype=np.uint8)  # one byte, one id
+    if piece.text is None:
+        return ids
+    raw = np.frombuffer(piece.raw, dtype=np.uint8)
+    lead, cp = wide_characters(raw)
+    ids[lead] = table[cp]
+    return ids[(raw & 0xC0) != 0x80]  # a wide character's id sits on its first byte; the others go
+
+
+def source_stat(source: Source) -> tuple | None:
+    """What says a source file changed: (size, mtime, ctime, inode); None for stdin or a vanished file."""
+    if source.data is not None:
+        return None
+    try:
+        st = os.stat(source.path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
 
 
 def _changed(source: Source | None) -> CharRNNError:

@@ -36,7 +36,7 @@ from typing import Callable
 import numpy as np
 
 from charrnn.atomic import write_atomically
-from charrnn.corpus import PIECE, digest, encode, resolve, scan, vocab_chars
+from charrnn.corpus import PIECE, digest, encode, resolve, scan, source_stat, vocab_chars
 from charrnn.errors import CharRNNError
 from charrnn.vocab import Vocab, id_dtype
 
@@ -147,7 +147,7 @@ def open_corpus(inputs: list[str], globs: list[str] | None = None, errors: str =
     """The corpus of ``inputs`` (files, folders, "-"), through the cache unless ``cache`` is False or it is stdin."""
     sources = resolve(inputs, globs, note)
     if not cache or any(s.data is not None for s in sources):
-        return _in_memory(sources, errors, scan(sources, errors, note))
+        return _in_memory(sources, errors, note)
     folder = cache_dir()
     try:
         os.makedirs(folder, exist_ok=True)
@@ -155,16 +155,18 @@ def open_corpus(inputs: list[str], globs: list[str] | None = None, errors: str =
             raise PermissionError(13, "permission denied")
     except OSError as e:
         note(f"note: cannot write the corpus cache in {folder} ({e.strerror or e}); reading the corpus into memory")
-        return _in_memory(sources, errors, scan(sources, errors, note))
+        return _in_memory(sources, errors, note)
     key = hashlib.sha1(json.dumps([[os.path.realpath(s.path) for s in sources], globs or [], errors, VERSION])
                        .encode()).hexdigest()[:20]
     return _reuse(folder, key, sources, errors, note) or _build(folder, key, sources, errors, note)
 
 
-def _in_memory(sources, errors: str, found) -> Corpus:
+def _in_memory(sources, errors: str, note) -> Corpus:
+    stats = [source_stat(s) for s in sources]
+    found = scan(sources, errors, note)
     chars = vocab_chars(found.present)
     ids = np.empty(found.chars, dtype=id_dtype(max(len(chars), 1)))
-    encode(sources, errors, chars, ids, found.digest)
+    encode(sources, errors, chars, ids, stats)
     return Corpus(ids, Vocab(chars), sources)
 
 
@@ -216,36 +218,36 @@ def _reuse(folder: str, key: str, sources, errors: str, note) -> Corpus | None:
 
 def _build(folder: str, key: str, sources, errors: str, note) -> Corpus:
     """Encode the corpus into a new cache and map it; on a write failure, train from memory instead."""
-    stats = _stats(sources)
+    stats, before = _stats(sources), [source_stat(s) for s in sources]
     found = scan(sources, errors, note)
     chars = vocab_chars(found.present)
     dtype = id_dtype(max(len(chars), 1))
     name = f"{key}-{found.digest[:12]}.npy"
     path = os.path.join(folder, name)
     try:
-        write_atomically(path, lambda f: _write_ids(f, sources, errors, chars, dtype, found))
+        write_atomically(path, lambda f: _write_ids(f, sources, errors, chars, dtype, found.chars, before))
         meta = {"format": FORMAT, "version": VERSION, "sources": stats, "digest": found.digest, "vocab": chars,
                 "chars": found.chars, "ids": name, "with_nul": found.with_nul}
         write_atomically(os.path.join(folder, key + ".json"), lambda f: f.write(json.dumps(meta).encode()))
     except OSError as e:
         note(f"note: could not write the corpus cache in {folder} ({e.strerror or e}); reading the corpus into memory")
-        return _in_memory(sources, errors, found)
+        return _in_memory(sources, errors, lambda m: None)
     for old in glob.glob(os.path.join(glob.escape(folder), key + "-*.npy")):
         if old != path:
             os.remove(old)
     return Corpus(IdsFile(path), Vocab(chars), sources, path)
 
 
-def _write_ids(f, sources, errors: str, chars: str, dtype, found) -> None:
+def _write_ids(f, sources, errors: str, chars: str, dtype, n: int, stats) -> None:
     """The .npy header, then the ids encoded straight into the file through a memory map."""
-    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (found.chars,)}
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (n,)}
     np.lib.format.write_array_header_1_0(f, header)
     f.flush()
     start = f.tell()
-    f.truncate(start + found.chars * dtype.itemsize)
-    if found.chars:
-        ids = np.memmap(f, dtype=dtype, mode="r+", offset=start, shape=(found.chars,))
-        encode(sources, errors, chars, ids, found.digest)
+    f.truncate(start + n * dtype.itemsize)
+    if n:
+        ids = np.memmap(f, dtype=dtype, mode="r+", offset=start, shape=(n,))
+        encode(sources, errors, chars, ids, stats)
         ids.flush()
         del ids
 
