@@ -1,82 +1,120 @@
 """The model a --time budget chooses when no --cell, --hidden or --layers is given.
 
-Two measured tables decide it (benchmarks/quality.py, README "Models,
-defaults and quality"):
+A budget in seconds means different things on different machines, so it is
+first turned into what this machine can do with it. Before the model is
+built, the run's own gradient computer (its workers, its threads) times a
+few training steps of a candidate GRU on random text: about a second, and
+the measured characters per second, times the budget, is the budget's
+*reach*, counted in the characters a GRU of 512 units would see in that
+time. Two measured tables (docs/quality.md) then decide:
 
-* the size, from the seconds: the GRU that reached the lowest held-out loss
-  in that time on tiny-shakespeare;
-* the dropout, from the budget's *exposure*: the passes it will make over
-  the training text, times the model's parameters per training character.
-  A budget in seconds alone cannot see the corpus: the same ten minutes are
-  two passes over three megabytes and thirteen over one, and a model that
-  reads its text too often for its size learns it by heart (its validation
-  loss turns up while its training loss keeps falling). A model much
-  smaller than its text can read it many times without doing so: a GRU of
-  128 units made 16 passes over the 0.3 MB bundled corpus in 30 s and
-  dropout 0.4 only made it worse (0.354 against 0.344 nats/char).
+* the size, from the reach: a larger model learns more from each character
+  but sees fewer, so the best size grows with the reach;
+* the dropout, from the *exposure* the chosen model will get here: the
+  passes it will make over the training text at its own expected speed,
+  times its parameters per training character. A model that reads its text
+  too often for its size learns it by heart; one much smaller than its text
+  can read it many times without doing so.
 
-The passes are estimated, before training starts, from the rate each size
-ran at on the machine that measured the tables; a machine twice as fast
-makes twice the passes, which moved each budget measured here by one row
-at most.
+With a budget, a run also stops early when its validation loss has not
+improved for a quarter of the budget (--patience), keeping the best weights.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from math import prod
+from typing import Callable
 
-from charrnn.config import ModelConfig
-from charrnn.network import param_shapes
+import numpy as np
 
-# Each row: (budgets up to this many seconds, hidden units, training defaults the budget changes).
-# Measured at 30 s, 2 min, 5 min, 10 min and 20 min on tiny-shakespeare; the limits sit between them.
+from charrnn import network, optim
+from charrnn.config import ModelConfig, TrainConfig
+
+REFERENCE = 512  # reaches are counted in the characters a GRU of this size would see
+
+# Characters per second of a GRU of each size against a GRU-512's, same machine and workers
+# (benchmarks/quality.py --speeds measures them; for 512 units and up they follow the FLOP counts).
+RELATIVE_SPEED = {128: 5.9, 256: 2.3, 512: 1.0, 768: 0.47, 1024: 0.24}
+
+# Each row: (reaches up to this many characters, hidden units, training defaults the budget changes).
 BUDGET_SIZES = (
-    (60.0, 128, {"lr": 4e-3}),  # 30 s: 1.633 held-out, against 1.855 for the fixed GRU-384
-    (200.0, 256, {}),  # 2 min: 1.521, against 1.566
-    (float("inf"), 512, {}),  # 5 min: 1.461, against 1.472; 10 and 20 min: see EXPOSURE_DROPOUT
+    (1.5e6, 128, {"lr": 4e-3}),
+    (4.5e6, 256, {}),
+    (6.0e6, 512, {}),
+    (float("inf"), 768, {}),
 )
-
-# Characters per second of each size above (two workers, 2-core machine, float32 matmul at ~95 GFLOP/s),
-# used only to estimate the passes a budget makes.
-NOMINAL_RATES = {128: 145_000, 256: 52_000, 512: 19_700}
 
 # Each row: (exposure up to this much, dropout). Exposure = passes x parameters / training characters.
 EXPOSURE_DROPOUT = (
-    (8.0, 0.0),  # 5 min, GRU-512 on tiny-shakespeare (6.7): 1.461; 30 s, GRU-128 on pantry.txt (4.5)
-    (20.0, 0.4),  # 10 min, GRU-512 (13.3): 1.474 at 0.4, 1.485 at 0.25, 1.514 at 0
-    (float("inf"), 0.6),  # 20 min, GRU-512 (27): 1.500 at 0.6, 1.510 at 0.5; the fixed GRU-384 (0.2) 1.571
+    (5.0, 0.0),
+    (10.0, 0.1),
+    (20.0, 0.2),
+    (float("inf"), 0.35),
 )
+PATIENCE_SHARE = 0.25  # with a budget, stop when validation has not improved for this share of it
 
 
 @dataclass
 class BudgetChoice:
-    """What a budget chose: the hidden units, the TrainConfig defaults it changes, and why."""
+    """What a budget chose, and why."""
 
     hidden: int  # units of the one-layer GRU
     train: dict = field(default_factory=dict)  # TrainConfig fields the budget sets (flags still win)
-    passes: float | None = None  # expected passes over the training text; None if its size was not known
+    rate: float = 0.0  # the characters per second the chosen model is expected to train at here
+    reach: float = 0.0  # characters a GRU-512 would see in the budget here
+    passes: float | None = None  # expected passes over the training text
     exposure: float | None = None  # passes x parameters per training character
     train_chars: int | None = None  # the characters trained on, that the passes go over
 
 
-def choose(seconds: float, train_chars: int | None = None, vocab_size: int = 65) -> BudgetChoice:
+def params_of(hidden: int, vocab_size: int) -> int:
+    """Parameters of a one-layer GRU of ``hidden`` units over ``vocab_size`` characters."""
+    return sum(prod(s) for s in network.param_shapes(ModelConfig(vocab_size=vocab_size, hidden=hidden)).values())
+
+
+def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[[int], float]) -> BudgetChoice:
     """The model for a --time budget of ``seconds`` over ``train_chars`` characters of training text.
 
-    Without ``train_chars`` the dropout is that of a large corpus (0).
+    ``rate_of(hidden)`` measures the characters per second a GRU of that
+    many units trains at on this machine (see :func:`measure_rate`); it is
+    called once, for the size most likely to be chosen, and once more only
+    if the reach points elsewhere.
     """
-    hidden, train = next((h, dict(t)) for limit, h, t in BUDGET_SIZES if seconds <= limit)
-    choice = BudgetChoice(hidden, train, train_chars=train_chars)
-    if train_chars:
-        shapes = param_shapes(ModelConfig(vocab_size=vocab_size, hidden=hidden))
-        choice.passes = NOMINAL_RATES[hidden] * seconds / train_chars
-        choice.exposure = choice.passes * sum(prod(s) for s in shapes.values()) / train_chars
-    train["dropout"] = next(d for limit, d in EXPOSURE_DROPOUT if (choice.exposure or 0.0) <= limit)
+    guess = BUDGET_SIZES[0][1] if seconds <= 60 else REFERENCE
+    measured = rate_of(guess)
+    reach = measured / RELATIVE_SPEED[guess] * seconds
+    hidden, train = next((h, dict(t)) for limit, h, t in BUDGET_SIZES if reach <= limit)
+    rate = measured if hidden == guess else rate_of(hidden)
+    choice = BudgetChoice(hidden, train, rate=rate, reach=reach, train_chars=train_chars)
+    choice.passes = rate * seconds / max(train_chars, 1)
+    choice.exposure = choice.passes * params_of(hidden, vocab_size) / max(train_chars, 1)
+    train["dropout"] = next(d for limit, d in EXPOSURE_DROPOUT if choice.exposure <= limit)
+    train["patience"] = f"{PATIENCE_SHARE * seconds:g}s"
     return choice
 
 
 def describe(choice: BudgetChoice, cell: str) -> str:
-    """The note that names the choice: 'gru of 512 units, dropout 0.4; ~13 passes over 903,468 training characters'."""
-    extra = "".join(f", {k} {v:g}" for k, v in choice.train.items())
-    if choice.passes is not None:
-        extra += f"; ~{choice.passes:.0f} passes over {choice.train_chars:,} training characters"
-    return f"{cell} of {choice.hidden} units{extra}"
+    """The note that names the choice and why."""
+    extra = "".join(f", {k} {v:g}" if isinstance(v, float) else f", {k} {v}" for k, v in choice.train.items())
+    return (f"{cell} of {choice.hidden} units{extra}; this machine trains it at ~{choice.rate:,.0f} chars/s, "
+            f"~{choice.passes:.1f} passes over {choice.train_chars:,} training characters")
+
+
+def measure_rate(by, vocab_size: int, hidden: int, batch: int, seq_len: int, steps: int = 2) -> float:
+    """Characters per second of training a GRU of ``hidden`` units here: ``steps`` timed steps (after one to
+    warm up) of gradients from ``by`` (a charrnn.gradients.Gradients for that model and batch) and Adam's
+    update, on random text of ``batch`` streams of ``seq_len`` characters."""
+    cfg = ModelConfig(vocab_size=vocab_size, hidden=hidden)
+    rng = np.random.default_rng(0)
+    params = network.init_params(cfg, rng)
+    opt, tcfg = optim.init_state(params, "adam"), TrainConfig()
+    x, y = rng.integers(0, vocab_size, (seq_len, batch)), rng.integers(0, vocab_size, (seq_len, batch))
+    state = network.zero_state(cfg, batch)
+    times = []
+    for _ in range(steps + 1):
+        t0 = time.perf_counter()
+        _, grads, _ = by.loss_and_grads(params, cfg, x, y, state)
+        optim.update(params, grads, opt, tcfg, 1e-4)
+        times.append(time.perf_counter() - t0)
+    return batch * seq_len / float(np.median(times[1:]))

@@ -22,6 +22,7 @@ from charrnn.checkpoint import Checkpoint, new_checkpoint
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Streams, fit_shape, record_hashes, split
 from charrnn.errors import CharRNNError, UsageError
+from charrnn.gradients import InProcess
 from charrnn.limits import Limits
 from charrnn.options import DEFAULT_STEPS, MODEL_FIELDS, TrainOptions, check_options
 from charrnn.corpus_cache import Corpus, open_corpus
@@ -78,7 +79,7 @@ def _fine_tuned(opts: TrainOptions, corpus: Corpus) -> tuple[Checkpoint, np.ndar
     return ck, ids
 
 
-def _fresh(opts: TrainOptions, corpus: Corpus, seconds: float | None, warn) -> Checkpoint:
+def _fresh(opts: TrainOptions, corpus: Corpus, seconds: float | None, warn, calibrate) -> Checkpoint:
     n = len(corpus.ids)
     if n < 2:
         raise CharRNNError(f"the corpus has {n} character(s); at least 2 are needed to learn anything")
@@ -86,7 +87,8 @@ def _fresh(opts: TrainOptions, corpus: Corpus, seconds: float | None, warn) -> C
     shape, tcfg = opts.given(MODEL_FIELDS), TrainConfig(**opts.train_config())
     if seconds is not None and not shape:
         held = 0 if tcfg.val_files else min(int(n * tcfg.val_frac), tcfg.val_max or n)
-        choice = budget.choose(seconds, n - held, vocab.size)
+        B, T = fit_shape(n - held, tcfg.batch, tcfg.seq_len)  # the streams the model will train on
+        choice = budget.choose(seconds, n - held, vocab.size, lambda hidden: calibrate(vocab.size, hidden, B, T))
         choice.train = {k: v for k, v in choice.train.items() if getattr(opts, k) is None}  # flags win
         shape, tcfg = {"hidden": choice.hidden}, replace(tcfg, **choice.train)
         warn(f"note: --time {opts.time}: {budget.describe(choice, ModelConfig().cell)} (pass --hidden to choose)")
@@ -116,9 +118,19 @@ def _set_keeping(ck: Checkpoint) -> None:
         ck.served, ck.served_kind, ck.served_step = None, "last", None
 
 
+def measure_here(vocab_size: int, hidden: int, batch: int, seq_len: int) -> float:
+    """Characters per second of a GRU of ``hidden`` units trained in this process (see budget.measure_rate)."""
+    return budget.measure_rate(InProcess(), vocab_size, hidden, batch, seq_len)
+
+
 def prepare_run(corpus: Sequence[str], out: str | None, opts: TrainOptions,
-                warn: Callable[[str], None] = lambda m: None) -> Run:
-    """Check the options, read the corpus and build the checkpoint a run starts from."""
+                warn: Callable[[str], None] = lambda m: None,
+                calibrate: Callable[[int, int, int, int], float] = measure_here) -> Run:
+    """Check the options, read the corpus and build the checkpoint a run starts from.
+
+    ``calibrate(vocab_size, hidden, batch, seq_len)`` measures the training
+    rate of a candidate model for the --time budget rule (charrnn.budget).
+    """
     seconds = check_options(opts, out)
     data = open_corpus(list(corpus), opts.glob, opts.encoding_errors, cache=not opts.no_cache, note=warn)
     if opts.resume:
@@ -127,7 +139,7 @@ def prepare_run(corpus: Sequence[str], out: str | None, opts: TrainOptions,
         if out is not None and os.path.exists(out) and not opts.force:
             raise CharRNNError(f"{out} already exists; pass --resume to continue it, --force to overwrite it, "
                                f"or -o another path")
-        ck, ids = _fine_tuned(opts, data) if opts.init_from else (_fresh(opts, data, seconds, warn), data.ids)
+        ck, ids = _fine_tuned(opts, data) if opts.init_from else (_fresh(opts, data, seconds, warn, calibrate), data.ids)
         if ck.model_config.reset_id >= 0:
             ck.record_hashes = record_hashes(ids, ck.vocab.decode)
     steps = opts.steps

@@ -14,6 +14,8 @@ from typing import Callable, Sequence
 
 from charrnn import loop, mpi
 from charrnn.errors import UsageError
+from charrnn.budget import measure_rate
+from charrnn.config import ModelConfig
 from charrnn.events import Reporter, RunMetrics, StepEvent
 from charrnn.gradients import Gradients, InProcess
 from charrnn.checkpoint import Checkpoint
@@ -48,17 +50,52 @@ class _Callbacks(Reporter):
             self.on_note(message)
 
 
+class _Calibration:
+    """Times candidate models for the budget rule with the run's own gradient computer, and keeps the last one
+    it opened, so that training goes on with it when the budget chose that model."""
+
+    def __init__(self, workers: int | None, team=None):
+        self.workers, self.team, self.kept = workers, team, None  # kept: (key, Gradients)
+
+    def gradients(self, cfg: ModelConfig, batch: int) -> Gradients:
+        """The Gradients for a model of ``cfg`` and ``batch`` streams: the kept one if it fits, else a new one."""
+        key = (repr(cfg), batch)
+        if self.kept is not None and self.kept[0] == key:
+            return self.kept[1]
+        self.close()
+        by = self.team or open_pool(self.workers, cfg, batch) or InProcess()
+        self.kept = (key, by)
+        return by
+
+    def rate(self, vocab_size: int, hidden: int, batch: int, seq_len: int) -> float:
+        """Characters per second of a GRU of ``hidden`` units, measured as it would train."""
+        cfg = ModelConfig(vocab_size=vocab_size, hidden=hidden)
+        if self.team is not None:  # rank 0 measures alone, one BLAS thread, on its share of the streams
+            share = max(1, batch // self.team.size)
+            return measure_rate(InProcess(), vocab_size, hidden, share, seq_len) * batch / share
+        return measure_rate(self.gradients(cfg, batch), vocab_size, hidden, batch, seq_len)
+
+    def close(self) -> None:
+        if self.kept is not None and self.kept[1] is not self.team:
+            self.kept[1].close()
+        self.kept = None
+
+
 def _prepared_and_gradients(paths: list[str], out: str | None, opts, note) -> tuple[Run, Gradients]:
     """The prepared run and what computes its gradients: an MPI team if a launcher started us, else a
     worker pool or this process."""
     team = mpi.join()
-    if team is None:
-        prepared = prepare_run(paths, out, opts, note)
-        pool = open_pool(prepared.workers, prepared.ck.model_config, prepared.streams.batch)
-        return prepared, pool or InProcess()
-    if opts.workers not in (None, 1):
+    if team is not None and opts.workers not in (None, 1):
         raise UsageError("under MPI each rank is one worker: drop --workers, start one rank per core (mpiexec -n N)")
-    return team.broadcast_run(lambda: prepare_run(paths, out, opts, note)), team
+    calibration = _Calibration(opts.workers, team)
+    try:
+        if team is not None:
+            return team.broadcast_run(lambda: prepare_run(paths, out, opts, note, calibration.rate)), team
+        prepared = prepare_run(paths, out, opts, note, calibration.rate)
+        return prepared, calibration.gradients(prepared.ck.model_config, prepared.streams.batch)
+    except BaseException:
+        calibration.close()
+        raise
 
 
 def train(corpus: str | os.PathLike | Sequence[str | os.PathLike], out: str | os.PathLike | None = None, *,
