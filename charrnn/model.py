@@ -21,6 +21,7 @@ from charrnn import checkpoint, network
 from charrnn.checkpoint import Checkpoint
 from charrnn.errors import CharRNNError
 from charrnn.numerics import LN2, make_rng, top_k
+from charrnn.batch_sampling import sample_many
 from charrnn.sample import Decoding, Stops, beam_search, generate_scored
 from charrnn.score import Score, entropy_bits, eval_report, next_char_probs, scoring_batches
 from charrnn.score import per_char as per_char_nats
@@ -138,14 +139,45 @@ class Model:
                       lines: int | None = None, seed: int | np.random.Generator | None = None,
                       ) -> Iterator[tuple[str, float, np.ndarray]]:
         """Like :meth:`stream`, yielding (char, p, probs (V,)): the model's own probabilities, temperature 1."""
+        rng = make_rng(seed)
+        return generate_scored(self._use, prime, rng, Decoding(temp, top_k, top_p), self._stops(n, stop, lines))
+
+    def _stops(self, n: int | None, stop, lines: int | None) -> Stops:
         strings = [stop] if isinstance(stop, str) else list(stop or [])
         if any(s == "" for s in strings):
             raise CharRNNError("stop strings must not be empty")
         if self.records and lines is None and not strings:
             lines = 1  # a records model generates whole records
-        stops = Stops(length=n or None, strings=strings, lines=lines)
-        rng = make_rng(seed)
-        return generate_scored(self._use, prime, rng, Decoding(temp, top_k, top_p), stops)
+        return Stops(length=n or None, strings=strings, lines=lines)
+
+    def stream_batch(self, k: int, n: int | None = 500, temp: float = 1.0, prime: str = "", top_k: int | None = None,
+                     top_p: float | None = None, stop: str | Sequence[str] | None = None, lines: int | None = None,
+                     seed: int | np.random.Generator | None = None) -> Iterator[tuple[int, str, float, np.ndarray, bool]]:
+        """Draw ``k`` samples as one batch: one matrix product per character for all of them.
+
+        Yields (sample index, char, p, probs (V,), finished) as characters are
+        drawn, the samples interleaved; each ends at its own stop (see
+        :meth:`stream`). The same ``seed`` gives the same samples; they need not
+        equal :meth:`sample`'s, one at a time.
+        """
+        if k < 1:
+            raise CharRNNError(f"k must be at least 1, not {k}")
+        stops = self._stops(n, stop, lines)
+        if stops.endless:
+            raise CharRNNError("n=0 with no stop or lines never ends; a batch needs every sample to end")
+        if isinstance(seed, np.random.Generator):
+            seed = int(seed.integers(2**63))
+        make_rng(seed)  # the same check of the seed as everywhere
+        return sample_many(self._use, k, prime, Decoding(temp, top_k, top_p), stops, seed)
+
+    def sample_batch(self, k: int, n: int | None = 500, temp: float = 1.0, prime: str = "", top_k: int | None = None,
+                     top_p: float | None = None, stop: str | Sequence[str] | None = None, lines: int | None = None,
+                     seed: int | np.random.Generator | None = None) -> list[str]:
+        """``k`` samples drawn as one batch (see :meth:`stream_batch`), as strings in order."""
+        texts = [[] for _ in range(k)]
+        for i, ch, _, _, _ in self.stream_batch(k, n, temp, prime, top_k, top_p, stop, lines, seed):
+            texts[i].append(ch)
+        return ["".join(t) for t in texts]
 
     def stream(self, n: int | None = 500, temp: float = 1.0, prime: str = "", top_k: int | None = None,
                top_p: float | None = None, stop: str | Sequence[str] | None = None, lines: int | None = None,

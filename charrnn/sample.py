@@ -60,19 +60,18 @@ def start(ck: Checkpoint, prime: str, rng: np.random.Generator):
 
     Without a prime the model starts after a newline if its vocabulary has
     one; otherwise from a uniformly drawn character, returned as ``first``
-    (it is part of the generated text).
+    (it is part of the generated text, and the state returned is the empty
+    one, before it).
     """
     vocab = ck.vocab
-    first = None
     if prime:
         ids = vocab.encode(prime)  # raises, naming unknown characters
     elif "\n" in vocab.chars:
         ids = vocab.encode("\n")
-    else:
-        first = int(rng.integers(vocab.size))
-        ids = np.array([first])
+    else:  # drawn uniformly, and read once, by the first step, from the empty state
+        return np.zeros(vocab.size), network.zero_state(ck.model_config, 1), int(rng.integers(vocab.size))
     logits, state = prime_state(ck, ids)
-    return logits, state, first
+    return logits, state, None
 
 
 def distribution(logits: np.ndarray, dec: Decoding) -> np.ndarray:

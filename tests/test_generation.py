@@ -226,3 +226,66 @@ def test_fine_tuning_unknown_characters(cli, pantry_model, tmp_path):
     assert checkpoint.load(str(tmp_path / "c.npz")).vocab.chars == ck.vocab.chars
     r = cli("train", new, "--init-from", pantry_model, "-o", tmp_path / "d.npz", "--unknown", "replace:¡")
     assert r.exit_code == 2 and "not in the model's vocabulary" in one_line_error(r.stderr)
+
+
+# ---------------------------------------------------------------- batched sampling
+
+
+def test_batched_distributions_are_the_single_sample_rules_row_by_row():
+    from charrnn.batch_sampling import distributions
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(200):
+        dec = Decoding(temp=float(rng.choice([0, 0.3, 1.0, 2.5])), top_k=int(rng.choice([0, 1, 3, 9])) or None,
+                       top_p=float(rng.choice([1.0, 0.9, 0.5, 0.01])))
+        rows.append((rng.normal(0, 3, 12), dec))
+    logits = np.stack([r[0] for r in rows])
+    got = distributions(logits, np.array([d.temp for _, d in rows]), np.array([d.top_k or 0 for _, d in rows]),
+                        np.array([d.top_p for _, d in rows]))
+    for row, (lg, dec) in enumerate(rows):
+        np.testing.assert_allclose(got[row], distribution(lg, dec), atol=1e-12, err_msg=str(dec))
+
+
+def test_batched_samples_follow_the_models_distribution(pantry_model):
+    import charrnn
+
+    m = charrnn.load(pantry_model)
+    prime = "1. "
+    want = {c: p for c, p in m.probs(prime, k=len(m.vocab))[-1].next}
+    firsts = [t[0] for t in m.sample_batch(4000, n=1, prime=prime, seed=11)]
+    counts = {c: firsts.count(c) for c in want}
+    expected = {c: 4000 * p for c, p in want.items()}
+    common = [c for c in want if expected[c] >= 5]
+    chi2 = sum((counts[c] - expected[c]) ** 2 / expected[c] for c in common)
+    rare = sum(counts[c] for c in want if c not in common)
+    assert chi2 < 3 * len(common) + 30 and rare <= 4000 * sum(p for c, p in want.items() if c not in common) + 30
+    skewed = [t[0] for t in m.sample_batch(2000, n=1, prime=prime, seed=11, temp=0.3)]
+    top = max(want, key=want.get)
+    assert skewed.count(top) > firsts.count(top) / 2  # a low temperature piles onto the likeliest character
+
+
+def test_a_seed_gives_the_same_batch_and_each_sample_ends_at_its_own_stop(cli, names_model):
+    args = ["sample", "-m", names_model, "--num-samples", 6, "--seed", 4, "--json"]
+    a, b = cli(*args).stdout, cli(*args).stdout
+    assert a == b
+    samples = [json.loads(line)["text"] for line in a.splitlines()]
+    assert len(samples) == 6 and all(s.endswith("\n") and s.count("\n") == 1 for s in samples)  # whole records
+    assert len(set(samples)) > 1 and len({len(s) for s in samples}) > 1  # they end where they end
+    other = cli("sample", "-m", names_model, "--num-samples", 6, "--seed", 5, "--json").stdout
+    assert other != a
+
+
+def test_a_model_without_newlines_reads_its_random_first_character_once(tmp_path):
+    """The first character of a prime-less sample from such a model was fed to the network twice."""
+    import charrnn
+
+    corpus = tmp_path / "abc.txt"
+    corpus.write_text("abcab" * 400)  # no newline
+    charrnn.train(corpus, tmp_path / "m.npz", steps=40, hidden=16, lr=0.01, workers=1)
+    m = charrnn.load(tmp_path / "m.npz")
+    drawn = list(m.stream_scored(n=2, seed=0))
+    first, (second, p2, probs2) = drawn[0][0], drawn[1]
+    after_first = dict(m.probs(first, k=len(m.vocab))[-1].next)
+    assert probs2[m.vocab.index(second)] == pytest.approx(after_first[second], rel=1e-5)
+    assert drawn[0][1] == pytest.approx(1 / len(m.vocab))  # drawn uniformly, so its probability is 1/V

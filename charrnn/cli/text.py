@@ -148,29 +148,60 @@ def _write_beams(m: Model, writer: _Text, prime: str, length: int, width: int, n
 
 
 def _write_samples(m: Model, writer: _Text, num_samples: int, novel: bool, options: dict) -> None:
-    """Draw samples until ``num_samples`` are written; with ``novel``, skip lines of the training corpus."""
+    """Write ``num_samples`` samples; with ``novel``, skip lines of the training corpus.
+
+    One sample is drawn on its own; more are drawn as batches (Model.stream_batch),
+    the first of each streamed as it is drawn, the others written after it in order.
+    """
     done, dropped, tries = 0, 0, 0
     while done < num_samples:
         tries += 1
-        if novel and tries > 20 * num_samples:
-            note(f"warning: stopped after {tries - 1} tries with {done} novel sample(s)")
+        if novel and tries > 20:
+            note(f"warning: stopped after {tries - 1} batches with {done} novel sample(s)")
             break
-        drawn = m.stream_scored(**options)
-        if novel:  # decide before anything of it is written
-            drawn = list(drawn)
-            if m.is_training_record("".join(ch for ch, _, _ in drawn)):
+        k = num_samples - done
+        if k == 1:
+            drawn = [list(m.stream_scored(**options))] if novel else [m.stream_scored(**options)]
+        else:
+            seed = options["seed"]
+            rest = {key: v for key, v in options.items() if key != "seed"}
+            drawn = _batch(m.stream_batch(k, seed=seed, **rest), k, None if novel else (writer, done))
+        for i, sample in enumerate(drawn):
+            if novel and m.is_training_record("".join(ch for ch, _, _ in sample)):
                 dropped += 1
                 continue
-        writer.start(done)
-        pieces, nats = [], 0.0
-        for ch, p, probs in drawn:
-            pieces.append(ch)
-            nats -= math.log(max(p, TINY))  # math, not numpy: this runs once per sampled character
-            writer.char(ch, p, probs)
-        writer.end("".join(pieces), nats)
-        done += 1
+            if k == 1 or novel or i > 0:  # the batch's first sample was written as it was drawn
+                _write_one(writer, done, sample)
+            done += 1
     if novel:
         note(f"dropped {dropped} sample(s) found verbatim in the training corpus")
+
+
+def _batch(events, k: int, live) -> list:
+    """The k samples of a batch as lists of (char, p, probs); with ``live`` = (writer, index), sample 0 is
+    written as it is drawn."""
+    samples = [[] for _ in range(k)]
+    nats = 0.0
+    if live is not None:
+        live[0].start(live[1])
+    for i, ch, p, probs, finished in events:
+        samples[i].append((ch, p, probs))
+        if live is not None and i == 0:
+            live[0].char(ch, p, probs)
+            nats -= math.log(max(p, TINY))
+            if finished:
+                live[0].end("".join(c for c, _, _ in samples[0]), nats)
+    return samples
+
+
+def _write_one(writer: _Text, index: int, sample) -> None:
+    writer.start(index)
+    pieces, nats = [], 0.0
+    for ch, p, probs in sample:
+        pieces.append(ch)
+        nats -= math.log(max(p, TINY))  # math, not numpy: this runs once per sampled character
+        writer.char(ch, p, probs)
+    writer.end("".join(pieces), nats)
 
 
 # ---------------------------------------------------------------- probs
