@@ -133,6 +133,11 @@ class Batch:
         self.logits, self.state = self.logits[rows], self.state[:, rows]
 
 
+def spawn_rngs(seed, k: int) -> list[np.random.Generator]:
+    """``k`` independent Generators from one seed (an int, or None for fresh entropy): sample i's own."""
+    return [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(seed).spawn(k)]
+
+
 def sample_many(ck: Checkpoint, k: int, prime: str, decoding: Decoding, stops: Stops, seed=None):
     """Draw ``k`` samples as one batch; yields (sample index, char, p, model probs, finished) as they are drawn.
 
@@ -140,8 +145,8 @@ def sample_many(ck: Checkpoint, k: int, prime: str, decoding: Decoding, stops: S
     None for fresh entropy), so the same seed gives the same samples.
     """
     batch = Batch(ck)
-    for i, seq in enumerate(np.random.SeedSequence(seed).spawn(k)):
-        batch.add(Job(prime, decoding, stops, np.random.Generator(np.random.PCG64(seq)), key=i))
+    for i, rng in enumerate(spawn_rngs(seed, k)):
+        batch.add(Job(prime, decoding, stops, rng, key=i))
     for _ in itertools.count():
         if not batch:
             return

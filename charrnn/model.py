@@ -21,12 +21,12 @@ from charrnn import checkpoint, network
 from charrnn.checkpoint import Checkpoint
 from charrnn.errors import CharRNNError
 from charrnn.numerics import LN2, make_rng, top_k
-from charrnn.batch_sampling import sample_many
+from charrnn.batch_sampling import Batch, sample_many
 from charrnn.sample import Decoding, Stops, beam_search, generate_scored
 from charrnn.score import Score, entropy_bits, eval_report, next_char_probs, scoring_batches
 from charrnn.score import per_char as per_char_nats
 from charrnn.vanishing import gradient_norms
-from charrnn.vocab import describe_chars
+from charrnn.vocab import check_unknown_policy, describe_chars, fit_to_vocab
 from charrnn.workers import WorkerPool, default_eval_workers
 from charrnn.corpus import PIECE, code_points, resolve
 from charrnn.gradients import InProcess
@@ -116,6 +116,22 @@ class Model:
     def check_text(self, text: str) -> None:
         """Raise CharRNNError naming the characters of ``text`` the model does not know, if any."""
         self.checkpoint.vocab.encode(text)
+
+    def fit(self, text: str, unknown: str = "error") -> tuple[str, dict]:
+        """(``text`` with only the model's characters, {unknown character: count}): characters outside the
+        vocabulary raise (``unknown="error"``), are dropped (``"skip"``) or become C (``"replace:C"``)."""
+        check_unknown_policy(unknown, self.checkpoint.vocab)
+        missing = self.checkpoint.vocab.unknown(text)
+        fitted = fit_to_vocab(self.checkpoint.vocab, text, unknown, "the text", 'use unknown="skip" or "replace:C"')
+        return fitted, dict(missing)
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """The served weights by name (see charrnn.network); read them, don't change them."""
+        return self._use.params
+
+    def new_batch(self) -> Batch:
+        """An empty charrnn.batch_sampling.Batch of this model's served weights, to draw many samples at once."""
+        return Batch(self._use)
 
     def is_training_record(self, text: str) -> bool:
         """Records models: whether ``text`` (one generated record) is a line of the training corpus."""

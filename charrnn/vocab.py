@@ -165,7 +165,8 @@ def read_corpora(
     return "".join(texts)
 
 
-def fit_to_vocab(vocab: Vocab, text: str, policy: str = "error") -> str:
+def fit_to_vocab(vocab: Vocab, text: str, policy: str = "error", what: str = "the corpus",
+                 hint: str = "pass --unknown skip or --unknown replace:C") -> str:
     """Make ``text`` use only ``vocab``'s characters, as ``policy`` says.
 
     ``error`` raises, listing each unknown character with its count; ``skip``
@@ -178,10 +179,8 @@ def fit_to_vocab(vocab: Vocab, text: str, policy: str = "error") -> str:
     if policy == "error":
         listed = ", ".join(f"{c!r} (U+{ord(c):04X}) x{n}" for c, n in bad.most_common(12))
         more = f" and {len(bad) - 12} more" if len(bad) > 12 else ""
-        raise CharRNNError(
-            f"the corpus has {len(bad)} character(s) outside the model's vocabulary: {listed}{more}; "
-            f"pass --unknown skip or --unknown replace:C"
-        )
+        raise CharRNNError(f"{what} has {len(bad)} character(s) outside the model's vocabulary: {listed}{more}; "
+                           f"{hint}")
     if policy == "skip":
         table = {ord(c): None for c in bad}
     else:

@@ -6,12 +6,13 @@
     score.py       eval
     inspection.py  info, plot, gradcheck, gradients
     cache.py       cache
+    serve.py       serve, export
 """
 from charrnn.launcher import quiet_blas_threads
 
 quiet_blas_threads()  # under mpiexec, one BLAS thread per rank: before any command module loads NumPy
 
-from charrnn.cli import cache, inspection, score, text, train  # noqa: E402,F401  (each registers its commands on the app)
+from charrnn.cli import cache, inspection, score, serve, text, train  # noqa: E402,F401  (each registers its commands on the app)
 from charrnn.cli.app import app  # noqa: E402
 
 

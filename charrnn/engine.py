@@ -1,0 +1,103 @@
+"""One model's generations, batched across requests: a thread that steps every running sample at once.
+
+The HTTP server (charrnn.server) submits the samples of each generate
+request as jobs, with a function that receives their characters. The
+engine's thread adds new jobs to a charrnn.batch_sampling.Batch between
+steps, draws the next character of every job in one network step, and hands
+each character to its request. A request that goes away cancels its jobs,
+which leave the batch at the next step. Each job draws from its own seeded
+Generator, so a request's text never depends on what else is running.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from charrnn.batch_sampling import Batch, Job
+
+
+@dataclass
+class Drawn:
+    """One character of one sample, as the engine hands it over."""
+
+    sample: int  # the sample's index within its request
+    char: str
+    p: float  # the model's probability of it (temperature 1)
+    top: list  # [(char, p)] the model's five likeliest there
+    done: bool  # whether the sample ended with it
+
+
+class Engine:
+    """The generations of one model (a charrnn.Model), stepped together in one thread."""
+
+    def __init__(self, model):
+        self.model = model
+        self.batch: Batch = model.new_batch()
+        self.cond = threading.Condition()
+        self.pending: list[tuple[Job, Callable]] = []
+        self.sinks: dict[object, Callable[[Drawn], None]] = {}
+        self.cancelled: set = set()
+        self.stopping = False
+        self.ids = itertools.count()
+        self.chars = 0  # characters drawn since the start
+        self.thread = threading.Thread(target=self._run, name="charrnn-engine", daemon=True)
+        self.thread.start()
+
+    def submit(self, jobs: list[Job], sink: Callable[[Drawn], None]) -> int:
+        """Queue ``jobs`` (one request's samples, their keys their indices); returns the request's id."""
+        request = next(self.ids)
+        with self.cond:
+            for job in jobs:
+                job.key = (request, job.key)
+                self.pending.append((job, sink))
+            self.cond.notify()
+        return request
+
+    def cancel(self, request: int) -> None:
+        """Stop drawing for ``request`` (its client went away, or it is done)."""
+        with self.cond:
+            self.cancelled.add(request)
+            self.pending = [(j, s) for j, s in self.pending if j.key[0] != request]
+            self.cond.notify()
+
+    def close(self) -> None:
+        with self.cond:
+            self.stopping = True
+            self.cond.notify()
+        self.thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            with self.cond:
+                while not (self.pending or len(self.batch) or self.cancelled or self.stopping):
+                    self.cond.wait()
+                if self.stopping:
+                    return
+                adding, self.pending = self.pending, []
+                gone, self.cancelled = self.cancelled, set()
+            for job, sink in adding:
+                self.batch.add(job)
+                self.sinks[job.key] = sink
+            if gone:
+                keys = {k for k in self.sinks if k[0] in gone}
+                self.batch.remove(keys)
+                for k in keys:
+                    del self.sinks[k]
+            self._step()
+
+    def _step(self) -> None:
+        events = self.batch.step()
+        if not events:
+            return
+        probs = np.stack([e[3] for e in events])  # (K, V)
+        top = np.argsort(-probs, axis=1, kind="stable")[:, :5]
+        chars = self.model.vocab
+        self.chars += len(events)
+        for (job, ch, p, _, done), row_top, row in zip(events, top, probs):
+            sink = self.sinks.pop(job.key) if done else self.sinks.get(job.key)
+            if sink is not None:
+                sink(Drawn(job.key[1], ch, p, [(chars[j], float(row[j])) for j in row_top], done))

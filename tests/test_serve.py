@@ -1,0 +1,235 @@
+"""charrnn serve: the JSON API over a real socket, its errors, streams, limits, batching and shutdown."""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("starlette", reason="the serve extra is not installed: pip install 'charrnn[serve]'")
+pytest.importorskip("uvicorn", reason="the serve extra is not installed: pip install 'charrnn[serve]'")
+
+import charrnn  # noqa: E402
+from charrnn.server import Limits, create_app  # noqa: E402
+
+
+class Served:
+    """`charrnn serve` as a child process on a free port."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([sys.executable, "-m", "charrnn", "serve", *map(str, args), "--port", "0"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stderr.readline()  # printed once the socket listens
+        assert "serving" in line, line + self.proc.stderr.read()
+        self.port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
+
+    def request(self, method, path, body=None, raw=None, headers=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        conn.request(method, path, body=data, headers={"Content-Type": "application/json", **(headers or {})})
+        r = conn.getresponse()
+        payload = r.read()
+        conn.close()
+        return r.status, payload
+
+    def json(self, method, path, body=None, **kw):
+        status, payload = self.request(method, path, body, **kw)
+        return status, json.loads(payload)
+
+    def stop(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+        _, err = self.proc.communicate(timeout=30)
+        return self.proc.returncode, err
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, request):
+    home = request.getfixturevalue("home_model")
+    s = Served(home, "--max-length", 500, "--body-timeout", 1)
+    yield s
+    s.stop()
+
+
+def test_the_endpoints_answer_as_the_library_does(server, home_model):
+    m = charrnn.load(home_model)
+    status, models = server.json("GET", "/v1/models")
+    assert status == 200 and models["version"] == "v1" and [c["name"] for c in models["models"]] == ["home"]
+    assert "path" not in models["models"][0]  # no file system path leaves the server
+    status, card = server.json("GET", "/v1/models/home")
+    assert status == 200 and card["history"]["train"] and card["config"]["hidden"] == 32
+    status, probs = server.json("POST", "/v1/probs", {"text": "HOM", "k": 3})
+    assert [r["next"][0]["char"] for r in probs["predictions"]] == [p.next[0][0] for p in m.probs("HOM", 3)]
+    status, score = server.json("POST", "/v1/score", {"text": "HOME\nHOME\n", "per_char": True})
+    assert score["nats_per_char"] == pytest.approx(m.score("HOME\nHOME\n").nats_per_char, rel=1e-6)
+    assert len(score["per_char"]) == 9 and score["per_char"][0]["char"] == "O"
+    status, gen = server.json("POST", "/v1/generate", {"prime": "HOM", "length": 10, "seed": 3, "num_samples": 3})
+    assert status == 200 and len(gen["samples"]) == 3
+    assert [s["text"] for s in gen["samples"]] == m.sample_batch(3, n=10, prime="HOM", seed=3)
+
+
+@pytest.mark.parametrize("form", ["ndjson", "sse"])
+def test_generate_streams_each_character_as_it_is_drawn(server, form):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn.request("POST", "/v1/generate", json.dumps({"prime": "H", "length": 12, "seed": 1, "stream": True,
+                                                     "format": form, "num_samples": 2}))
+    r = conn.getresponse()
+    assert r.status == 200 and r.getheader("content-type").startswith(
+        "text/event-stream" if form == "sse" else "application/x-ndjson")
+    lines = [line for line in r.read().decode().splitlines() if line.strip()]
+    events = [json.loads(line[len("data: "):] if form == "sse" else line) for line in lines]
+    assert len(events) == 24 and {e["sample"] for e in events} == {0, 1}
+    ends = [e for e in events if e.get("done")]
+    assert len(ends) == 2 and all(len(e["text"]) == 12 for e in ends)
+    assert all(len(e["top"]) == 5 and 0 < e["p"] <= 1 for e in events)
+
+
+BAD = [  # (what, method, path, body or raw bytes, status, words in the error)
+    ("malformed JSON", "POST", "/v1/generate", b'{"length": 5', 400, "not JSON"),
+    ("not an object", "POST", "/v1/probs", b"[1, 2]", 400, "JSON object"),
+    ("wrong type", "POST", "/v1/generate", {"length": "long"}, 400, "length must be an integer"),
+    ("bool for int", "POST", "/v1/probs", {"text": "H", "k": True}, 400, "k must be an integer"),
+    ("unknown field", "POST", "/v1/score", {"text": "H", "colour": 1}, 400, "unknown field(s) colour"),
+    ("temperature 0", "POST", "/v1/generate", {"temperature": 0}, 422, "temperature must be above 0"),
+    ("temperature < 0", "POST", "/v1/generate", {"temperature": -1.5}, 422, "temperature must be above 0"),
+    ("top_p 0", "POST", "/v1/generate", {"top_p": 0}, 422, "top_p must be in (0, 1]"),
+    ("top_p > 1", "POST", "/v1/generate", {"top_p": 1.5}, 422, "top_p must be in (0, 1]"),
+    ("unknown model", "POST", "/v1/probs", {"model": "nope", "text": "H"}, 404, "no model named 'nope'"),
+    ("unknown model card", "GET", "/v1/models/nope", None, 404, "no model named"),
+    ("outside the vocabulary", "POST", "/v1/probs", {"text": "HOUSE"}, 422, "outside the model's vocabulary"),
+    ("prime outside", "POST", "/v1/generate", {"prime": "X", "unknown": "error"}, 422, "'X' (U+0058)"),
+    ("bad unknown policy", "POST", "/v1/probs", {"text": "H", "unknown": "ignore"}, 422, "--unknown must be"),
+    ("length over the limit", "POST", "/v1/generate", {"length": 501}, 422, "between 1 and 500"),
+    ("too many samples", "POST", "/v1/generate", {"num_samples": 65}, 422, "between 1 and 64"),
+    ("10 MB body", "POST", "/v1/score", b'{"text": "' + b"H" * 10_000_000 + b'"}', 413, "limit"),
+    ("no such route", "GET", "/v2/models", None, 404, "no such route"),
+    ("wrong method", "GET", "/v1/generate", None, 405, "method not allowed"),
+]
+
+
+@pytest.mark.parametrize("what,method,path,body,status,words", BAD, ids=[b[0] for b in BAD])
+def test_bad_input_gets_a_json_error_with_its_status_and_the_server_keeps_serving(server, what, method, path,
+                                                                                     body, status, words):
+    raw = body if isinstance(body, bytes) else None
+    got, payload = server.request(method, path, None if raw else body, raw=raw)
+    error = json.loads(payload)["error"]
+    assert got == status and words in error, (got, error)
+    assert "Traceback" not in error
+    assert server.json("GET", "/v1/models")[0] == 200
+
+
+def _raw(server, data: bytes, wait: float = 10) -> tuple[int, dict]:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=wait) as s:
+        s.sendall(data)
+        reply = b""
+        while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+            piece = s.recv(65536)
+            if not piece:
+                break
+            reply += piece
+    head, _, body = reply.partition(b"\r\n\r\n")
+    status = int(head.split()[1])
+    return status, json.loads(body[body.index(b"{"):])
+
+
+def test_a_body_that_trickles_in_too_slowly_times_out(server):
+    head = b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n"
+    status, body = _raw(server, head + b'{"text": "HO')  # and then nothing more
+    assert status == 408 and "did not arrive within 1 s" in body["error"]
+    assert server.json("GET", "/v1/models")[0] == 200
+
+
+def test_dot_dot_in_the_path_reaches_no_file(server):
+    for path in (b"/../etc/passwd", b"/v1/../../etc/passwd", b"/v1/models/..%2f..%2fetc%2fpasswd"):
+        status, body = _raw(server, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status == 404 and "root:" not in json.dumps(body)
+
+
+def test_ctrl_c_and_sigterm_stop_the_server_cleanly(home_model):
+    for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+        s = Served(home_model)
+        assert s.json("GET", "/v1/models")[0] == 200
+        got, err = s.stop(sig)
+        assert got == code and "stopped" in err and "Traceback" not in err
+
+
+def test_serve_without_the_extra_names_the_pip_command(tmp_path, home_model):
+    fake = tmp_path / "starlette"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('not installed (simulated)')\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    r = subprocess.run([sys.executable, "-m", "charrnn", "serve", home_model], capture_output=True, text=True,
+                       env=env, timeout=60)
+    assert r.returncode == 1 and r.stderr.strip() == (
+        "charrnn: error: charrnn serve needs the serve extra: pip install 'charrnn[serve]'")
+
+
+def test_train_sample_and_import_charrnn_never_import_the_server(tmp_path, home_model):
+    for args in (["-c", "import charrnn; charrnn.load"],
+                 ["-m", "charrnn", "sample", "-m", home_model, "-n", "5"],
+                 ["-m", "charrnn", "train", home_model.replace("home.npz", "") + "../x", "--steps", "1"]):
+        r = subprocess.run([sys.executable, "-X", "importtime", *args], capture_output=True, text=True, timeout=60)
+        loaded = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if "|" in line}
+        assert not loaded & {"starlette", "uvicorn", "charrnn.server", "charrnn.engine"}, args
+
+
+# ---------------------------------------------------------------- in this process: the engine's batching
+
+
+@pytest.fixture
+def in_thread(home_model):
+    """The app on a uvicorn server in a thread of this process, so that the test can look at its engine."""
+    import uvicorn
+
+    app = create_app({"home": charrnn.load(home_model)}, Limits(max_length=2000))
+    sock = socket.create_server(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    yield sock.getsockname()[1], app.state.service.engines["home"]
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_a_client_that_goes_away_mid_stream_stops_its_generation(in_thread):
+    port, engine = in_thread
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("POST", "/v1/generate", json.dumps({"length": 2000, "stream": True, "num_samples": 4, "seed": 1}))
+    r = conn.getresponse()
+    for _ in range(5):
+        assert json.loads(r.readline())["char"]
+    conn.sock.shutdown(socket.SHUT_RDWR)
+    conn.close()
+    deadline = time.monotonic() + 10
+    while len(engine.batch) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    drawn = engine.chars
+    time.sleep(0.3)
+    assert len(engine.batch) == 0 and engine.chars == drawn < 4 * 2000  # nothing more is drawn for it
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_text(in_thread, home_model):
+    port, engine = in_thread
+    m = charrnn.load(home_model)
+    results, seen_batch = {}, []
+
+    def ask(seed):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("POST", "/v1/generate", json.dumps({"length": 300, "seed": seed, "temperature": 1.5}))
+        results[seed] = json.loads(conn.getresponse().read())["samples"][0]["text"]
+
+    threads = [threading.Thread(target=ask, args=(seed,)) for seed in range(8)]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        seen_batch.append(len(engine.batch))
+        time.sleep(0.002)
+    assert max(seen_batch) > 1  # several requests shared the batch
+    for seed, text in results.items():  # and none changed another's text
+        assert text == m.sample_batch(1, n=300, seed=seed, temp=1.5)[0]
