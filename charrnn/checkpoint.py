@@ -119,6 +119,7 @@ def new_checkpoint(vocab: Vocab, mcfg: ModelConfig, tcfg: TrainConfig) -> Checkp
         model_config=mcfg, train_config=tcfg, vocab=vocab, params=params,
         opt_state=optim.init_state(params, tcfg.optimizer),
         state=network.zero_state(mcfg, 1), rng=rng,
+        average={k: v.copy() for k, v in params.items()} if tcfg.average > 0 else None,
     )
 
 
