@@ -34,6 +34,7 @@ class Job:
     lines: int = 0  # newlines drawn so far
     tail: str = ""  # the last characters, for stop strings
     first: int | None = None  # a start character drawn before the first step (no prime, no newline)
+    details: bool = False  # whether its caller wants the model's five likeliest characters at each step
 
 
 def distributions(logits: np.ndarray, temp: np.ndarray, top_k: np.ndarray, top_p: np.ndarray) -> np.ndarray:
@@ -129,6 +130,8 @@ class Batch:
         return stops.length is not None and job.n >= stops.length
 
     def _keep(self, rows: np.ndarray) -> None:
+        if rows.all():
+            return
         self.jobs = [j for j, k in zip(self.jobs, rows) if k]
         self.logits, self.state = self.logits[rows], self.state[:, rows]
 

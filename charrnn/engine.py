@@ -94,10 +94,12 @@ class Engine:
         if not events:
             return
         probs = np.stack([e[3] for e in events])  # (K, V)
-        top = np.argsort(-probs, axis=1, kind="stable")[:, :5]
+        wanted = any(e[0].details for e in events)
+        top = np.argsort(-probs, axis=1, kind="stable")[:, :5] if wanted else [None] * len(events)
         chars = self.model.vocab
         self.chars += len(events)
         for (job, ch, p, _, done), row_top, row in zip(events, top, probs):
             sink = self.sinks.pop(job.key) if done else self.sinks.get(job.key)
             if sink is not None:
-                sink(Drawn(job.key[1], ch, p, [(chars[j], float(row[j])) for j in row_top], done))
+                five = [(chars[j], float(row[j])) for j in row_top] if job.details else []
+                sink(Drawn(job.key[1], ch, p, five, done))

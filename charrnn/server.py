@@ -184,7 +184,7 @@ def generation(service: Service, f: dict):
     stops = Stops(length=f["length"], strings=strings, lines=lines)
     decoding = Decoding(0.0 if f["greedy"] else float(f["temperature"]), f["top_k"], f["top_p"])
     rngs = spawn_rngs(f["seed"], f["num_samples"])
-    jobs = [Job(prime, decoding, stops, rng, key=i) for i, rng in enumerate(rngs)]
+    jobs = [Job(prime, decoding, stops, rng, key=i, details=f["stream"]) for i, rng in enumerate(rngs)]
     return name, m, jobs
 
 
