@@ -12,7 +12,7 @@ from charrnn.cli import app
 from conftest import ROOT
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-SHELL = f'charrnn() {{ "{sys.executable}" -m charrnn "$@"; }}\npip() {{ :; }}\nset -eo pipefail\n'  # pip: CI installs
+SHELL = "pip() { :; }\nset -eo pipefail\n"  # pip: CI installs
 
 
 def blocks(language: str) -> list[tuple[str, int, str]]:
@@ -26,8 +26,16 @@ def blocks(language: str) -> list[tuple[str, int, str]]:
 
 
 def _sandbox(tmp_path):
+    """The environment of an example: corpora/ beside it, its own cache, and ``charrnn`` on PATH as an executable
+    that becomes this interpreter (so ``cmd & pid=$!`` is the process itself, as with the installed script)."""
     os.symlink(ROOT / "corpora", tmp_path / "corpora")
-    return {**os.environ, "CHARRNN_CACHE_DIR": str(tmp_path / ".cache")}
+    bin_dir = tmp_path / ".bin"
+    bin_dir.mkdir()
+    script = bin_dir / "charrnn"
+    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m charrnn "$@"\n')
+    script.chmod(0o755)
+    return {**os.environ, "CHARRNN_CACHE_DIR": str(tmp_path / ".cache"),
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
 
 
 @pytest.mark.parametrize("name,line,code", [b for b in blocks("sh") if "pytest" not in b[2]],
