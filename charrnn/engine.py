@@ -80,7 +80,11 @@ class Engine:
                 adding, self.pending = self.pending, []
                 gone, self.cancelled = self.cancelled, set()
             for job, sink in adding:
-                self.batch.add(job)
+                try:
+                    self.batch.add(job)
+                except Exception:  # noqa: BLE001 - the server checked the request; never let one stop the thread
+                    sink(Drawn(job.key[1], "", 0.0, [], True))
+                    continue
                 self.sinks[job.key] = sink
             if gone:
                 keys = {k for k in self.sinks if k[0] in gone}
