@@ -25,10 +25,11 @@ from charrnn.batch_sampling import Batch, sample_many
 from charrnn.sample import Decoding, Stops, beam_search, generate_scored
 from charrnn.score import Score, entropy_bits, eval_report, next_char_probs, scoring_batches
 from charrnn.score import per_char as per_char_nats
+from charrnn.scored_text import known_id_pieces, size_of
 from charrnn.vanishing import gradient_norms
 from charrnn.vocab import check_unknown_policy, describe_chars, fit_to_vocab
 from charrnn.workers import WorkerPool, default_eval_workers
-from charrnn.corpus import PIECE, code_points, resolve
+from charrnn.corpus import PIECE
 from charrnn.gradients import InProcess
 
 
@@ -255,24 +256,6 @@ class Model:
             raise CharRNNError(f"fewer than 2 known characters; nothing to score{skipped}")
         return ids, sum(unknown.values())
 
-    def _id_chunks(self, text, unknown: Counter, glob, encoding_errors: str) -> Iterator[np.ndarray]:
-        """The known ids of ``text`` (a str) or of the files it names (PathLike, or a list of them), a chunk at a
-        time; unknown characters are counted into ``unknown`` as they go by."""
-        vocab = self.checkpoint.vocab
-        if isinstance(text, str):
-            for i in range(0, len(text), PIECE):
-                unknown.update(vocab.unknown(text[i : i + PIECE]))
-                yield vocab.encode(text[i : i + PIECE], skip_unknown=True)
-            return
-        paths = [os.fspath(text)] if isinstance(text, os.PathLike) else [os.fspath(t) for t in text]
-        for source in resolve(paths, glob):
-            for cps in code_points(source, encoding_errors):
-                ids, missing = vocab.map_code_points(cps)
-                if len(missing):
-                    values, counts = np.unique(missing, return_counts=True)
-                    unknown.update({chr(v): c for v, c in zip(values.tolist(), counts.tolist())})
-                yield ids
-
     def score(self, text: "str | os.PathLike | Sequence[os.PathLike]", workers: int | None = 1,
               glob: Sequence[str] | None = None, encoding_errors: str = "strict") -> Score:
         """nats/char, bits/char and perplexity of ``text``, read from its start with the state carried.
@@ -289,12 +272,12 @@ class Model:
         ``unknown_chars`` and listed in ``unknown``.
         """
         ck, unknown = self._use, Counter()
-        size = len(text) if isinstance(text, str) else _size_of(text)
+        size = size_of(text)
         n = default_eval_workers(-(-size // PIECE), size) if workers is None else max(1, workers)
         total, count = 0.0, 0
         pool = WorkerPool(min(n, 64), ck.model_config, min(n, 64)) if n > 1 else None
         try:
-            for x, y, mask in scoring_batches(self._id_chunks(text, unknown, glob, encoding_errors)):
+            for x, y, mask in scoring_batches(known_id_pieces(ck.vocab, text, unknown, glob, encoding_errors)):
                 by = pool if pool is not None and len(x) > 1 else InProcess()
                 total += by.streams_nll(ck.params, ck.model_config, x, y, mask, seq_len=256)
                 count += int(mask.sum())
@@ -312,18 +295,6 @@ class Model:
         ck = self._use
         nats, p_top = per_char_nats(ck.params, ck.model_config, ids)
         return PerChar(ck.vocab.decode(ids[1:]), nats, p_top)
-
-
-def _size_of(paths) -> int:
-    """Bytes in the files named (an estimate of their characters, for choosing workers)."""
-    paths = [paths] if isinstance(paths, os.PathLike) else paths
-    total = 0
-    for path in map(os.fspath, paths):
-        if os.path.isdir(path):
-            total += sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
-        elif os.path.isfile(path):
-            total += os.path.getsize(path)
-    return total
 
 
 def load(path: str) -> Model:

@@ -188,23 +188,33 @@ def generation(service: Service, f: dict):
     return name, m, jobs
 
 
-def routes(service: Service) -> list:
-    page = resources.files("charrnn").joinpath("page.html").read_text(encoding="utf-8")
+class Api:
+    """The endpoints, each a thin layer over a charrnn.Model method of the models ``service`` holds."""
 
-    async def index(request):
-        return HTMLResponse(page)
+    def __init__(self, service: Service):
+        self.service = service
+        self.page = resources.files("charrnn").joinpath("page.html").read_text(encoding="utf-8")
 
-    async def models(request):
-        return JSONResponse({"version": API_VERSION, "models": [service.card(n) for n in service.models]})
+    def routes(self) -> list:
+        v = API_VERSION
+        return [Route("/", self.index), Route(f"/{v}/models", self.models), Route(f"/{v}/models/{{name}}", self.model),
+                Route(f"/{v}/generate", self.generate, methods=["POST"]),
+                Route(f"/{v}/probs", self.probs, methods=["POST"]), Route(f"/{v}/score", self.score, methods=["POST"])]
 
-    async def model(request):
-        name, _ = service.model(request.path_params["name"])
-        return JSONResponse(service.card(name, history=True))
+    async def index(self, request):
+        return HTMLResponse(self.page)
 
-    async def generate(request):
-        f = fields("generate", await read_json(request, service.limits))
-        name, m, jobs = generation(service, f)
-        engine, queue, loop = service.engines[name], asyncio.Queue(), asyncio.get_running_loop()
+    async def models(self, request):
+        return JSONResponse({"version": API_VERSION, "models": [self.service.card(n) for n in self.service.models]})
+
+    async def model(self, request):
+        name, _ = self.service.model(request.path_params["name"])
+        return JSONResponse(self.service.card(name, history=True))
+
+    async def generate(self, request):
+        f = fields("generate", await read_json(request, self.service.limits))
+        name, m, jobs = generation(self.service, f)
+        engine, queue, loop = self.service.engines[name], asyncio.Queue(), asyncio.get_running_loop()
         request_id = engine.submit(jobs, lambda drawn: loop.call_soon_threadsafe(queue.put_nowait, drawn))
         if f["stream"]:
             return StreamingResponse(_stream(engine, request_id, queue, len(jobs), f["format"]),
@@ -222,11 +232,11 @@ def routes(service: Service) -> list:
         return JSONResponse({"model": name, "prime": f["prime"], "samples": [
             {"text": "".join(t), "nats": n, "chars": len(t)} for t, n in zip(texts, nats)]})
 
-    async def probs(request):
-        f = fields("probs", await read_json(request, service.limits))
-        name, m = service.model(f["model"])
-        check(f["text"] is not None and 1 <= len(f["text"]) <= service.limits.max_text,
-              f"text must have 1 to {service.limits.max_text:,} characters")
+    async def probs(self, request):
+        f = fields("probs", await read_json(request, self.service.limits))
+        name, m = self.service.model(f["model"])
+        check(f["text"] is not None and 1 <= len(f["text"]) <= self.service.limits.max_text,
+              f"text must have 1 to {self.service.limits.max_text:,} characters")
         check(1 <= f["k"] <= len(m.vocab), f"k must be between 1 and {len(m.vocab)}, not {f['k']}")
         text, unknown = _fitted(m, f["text"], f["unknown"])
         check(len(text) >= 1, "no character of the text is in the model's vocabulary")
@@ -235,11 +245,11 @@ def routes(service: Service) -> list:
             {"index": r.index, "char": r.char, "entropy_bits": r.entropy_bits,
              "next": [{"char": c, "p": p} for c, p in r.next]} for r in rows]})
 
-    async def score(request):
-        f = fields("score", await read_json(request, service.limits))
-        name, m = service.model(f["model"])
-        check(f["text"] is not None and len(f["text"]) <= service.limits.max_text,
-              f"text must have at most {service.limits.max_text:,} characters")
+    async def score(self, request):
+        f = fields("score", await read_json(request, self.service.limits))
+        name, m = self.service.model(f["model"])
+        check(f["text"] is not None and len(f["text"]) <= self.service.limits.max_text,
+              f"text must have at most {self.service.limits.max_text:,} characters")
         text, unknown = _fitted(m, f["text"], f["unknown"])
         try:
             result = await run_in_threadpool(m.score, text)
@@ -251,10 +261,6 @@ def routes(service: Service) -> list:
             out["per_char"] = [{"char": c, "nats": float(n), "p_top": float(t)}
                                for c, n, t in zip(per.chars, per.nats, per.p_top)]
         return JSONResponse(out)
-
-    return [Route("/", index), Route(f"/{API_VERSION}/models", models),
-            Route(f"/{API_VERSION}/models/{{name}}", model), Route(f"/{API_VERSION}/generate", generate, methods=["POST"]),
-            Route(f"/{API_VERSION}/probs", probs, methods=["POST"]), Route(f"/{API_VERSION}/score", score, methods=["POST"])]
 
 
 async def _stream(engine: Engine, request_id: int, queue: asyncio.Queue, samples: int, form: str):
@@ -293,7 +299,7 @@ def create_app(models: dict, limits: Limits | None = None) -> Starlette:
         yield
         service.close()
 
-    app = Starlette(routes=routes(service), lifespan=lifespan,
+    app = Starlette(routes=Api(service).routes(), lifespan=lifespan,
                     exception_handlers={Problem: problem, HTTPException: http_error, Exception: crash})
     app.state.service = service
     return app
