@@ -68,6 +68,8 @@ class TrainConfig:
     beta2: float = setting(0.999, "Adam second-moment decay.")
     eps: float = setting(1e-8, "Adam and Adagrad denominator guard.")
     dropout: float = setting(0.2, "Dropout after each layer while training, in [0, 1).")
+    weight_drop: float = setting(0.0, "Dropout of the recurrent weights while training (DropConnect on W_aa: one "
+                                      "mask per step, shared by its characters and streams), in [0, 1).")
     weight_decay: float = setting(0.0, "Decoupled weight decay of the weight matrices (AdamW): each step shrinks "
                                        "them by lr times this.")
     clip: float = setting(5.0, "Gradient clipping threshold; 0 turns it off.")
@@ -99,6 +101,8 @@ class TrainConfig:
             raise UsageError(f"--weight-decay must be 0 or more and below 1/--lr, not {self.weight_decay}")
         if not 0 <= self.dropout < 1:
             raise UsageError(f"--dropout must be in [0, 1), not {self.dropout}")
+        if not 0 <= self.weight_drop < 1:
+            raise UsageError(f"--weight-drop must be in [0, 1), not {self.weight_drop}")
         if not 0 <= self.val_frac < 1:
             raise UsageError(f"--val-frac must be in [0, 1), not {self.val_frac}")
         if self.val_from not in VAL_PLACES:

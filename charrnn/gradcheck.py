@@ -9,13 +9,15 @@ from charrnn.numerics import make_rng
 
 
 def numeric_and_analytic(
-    cfg: ModelConfig, seq_len: int = 5, batch: int = 3, seed: int = 0, eps: float = 1e-4, dropout: float = 0.0
+    cfg: ModelConfig, seq_len: int = 5, batch: int = 3, seed: int = 0, eps: float = 1e-4, dropout: "float | network.Dropout" = 0.0
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """For every parameter, (analytic dL/dw, central difference (L(w+eps) - L(w-eps)) / (2 eps)).
 
     Builds a float64 model of ``cfg``'s shape, perturbs its weights away from
     their initial values, and feeds random ids with a non-zero initial state
-    (so the gradient through h0's use is exercised). eps = 1e-4 keeps the
+    (so the gradient through h0's use is exercised). ``dropout`` (a float, or
+    a network.Dropout for the recurrent weights too) draws the same masks at
+    every evaluation, so the loss is one smooth function. eps = 1e-4 keeps the
     rounding noise of float64 losses well below the checked tolerance.
     """
     cfg = ModelConfig(**{**vars(cfg), "dtype": "float64"})
@@ -64,7 +66,7 @@ def worst_element_error(a: np.ndarray, n: np.ndarray) -> float:
 
 
 def check_gradients(
-    cfg: ModelConfig, seq_len: int = 5, batch: int = 3, seed: int = 0, eps: float = 1e-4, dropout: float = 0.0
+    cfg: ModelConfig, seq_len: int = 5, batch: int = 3, seed: int = 0, eps: float = 1e-4, dropout: "float | network.Dropout" = 0.0
 ) -> dict[str, float]:
     """Relative error (see :func:`norm_error`) per parameter between loss_and_grads and central differences."""
     pairs = numeric_and_analytic(cfg, seq_len, batch, seed, eps, dropout)

@@ -27,7 +27,7 @@ class Gradients:
     size = 1  # processes sharing each batch
     is_root = True  # whether this process reports and saves (MPI: rank 0 only)
 
-    def loss_and_grads(self, params, cfg: ModelConfig, x, y, state0, dropout: float = 0.0, rng=None):
+    def loss_and_grads(self, params, cfg: ModelConfig, x, y, state0, dropout=0.0, rng=None):
         """:func:`charrnn.network.loss_and_grads` over the whole batch: x, y (T, B); state0 (L, B, S).
 
         Returns (loss nats/char, grads keyed as params, state_last (L, B, S)).

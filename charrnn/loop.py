@@ -48,9 +48,8 @@ def train_step(ck: Checkpoint, streams: Streams, lr: float, by: Gradients = InPr
     """
     x, y = streams.chunk(ck.pos)  # (T, B)
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported by the caller
-        loss, grads, new_state = by.loss_and_grads(
-            ck.params, ck.model_config, x, y, ck.state, ck.train_config.dropout, ck.rng
-        )
+        drop = network.Dropout(ck.train_config.dropout, ck.train_config.weight_drop)
+        loss, grads, new_state = by.loss_and_grads(ck.params, ck.model_config, x, y, ck.state, drop, ck.rng)
         norm = optim.clip_grads(grads, ck.train_config.clip_mode, ck.train_config.clip)
     if not (math.isfinite(loss) and math.isfinite(norm)):
         return loss, norm, 0

@@ -66,7 +66,7 @@ class MpiTeam(Gradients):
         """Rank 0's ``value``, on every rank (a broadcast; other ranks' values are ignored)."""
         return self.comm.bcast(value if self.is_root else None, root=0)
 
-    def loss_and_grads(self, params, cfg: ModelConfig, x, y, state0, dropout: float = 0.0, rng=None):
+    def loss_and_grads(self, params, cfg: ModelConfig, x, y, state0, dropout=0.0, rng=None):
         """:func:`charrnn.network.loss_and_grads` over the whole batch, shared between the ranks.
 
         Every rank passes the same x, y (T, B), state0 (L, B, S) and rng; each

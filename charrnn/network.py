@@ -21,6 +21,8 @@ the two tricks it uses) and tests pin the two together.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from charrnn.cells import CELLS
@@ -89,6 +91,30 @@ def reset_mask(cfg: ModelConfig, x, dtype):
     return (x != cfg.reset_id).astype(dtype)[:, :, None]
 
 
+class Dropout(NamedTuple):
+    """Training-time dropout, drawn from the run's Generator (a plain float p means Dropout(p))."""
+
+    outputs: float = 0.0  # each layer's output units: a fresh mask for every character and stream
+    weights: float = 0.0  # entries of each W_aa (DropConnect): one mask per chunk, shared by its steps and streams
+
+    @classmethod
+    def of(cls, dropout: "float | Dropout | None") -> "Dropout":
+        if dropout is None:
+            return cls()
+        return dropout if isinstance(dropout, Dropout) else cls(float(dropout))
+
+    @property
+    def active(self) -> bool:
+        return self.outputs > 0 or self.weights > 0
+
+
+def _weight_mask(rng, W, p: float):
+    """(H, G*H) inverted-dropout mask of a recurrent matrix: the same for every worker, drawn before the
+    batch's output masks."""
+    keep = rng.random(W.shape, dtype=np.float32) >= p
+    return keep.astype(W.dtype) * W.dtype.type(1.0 / (1.0 - p))
+
+
 def _dropout_mask(rng, shape, p: float, dtype, part=None):
     """Inverted dropout: keep with probability 1-p and scale by 1/(1-p), so eval needs no change.
 
@@ -106,7 +132,7 @@ def _dropout_mask(rng, shape, p: float, dtype, part=None):
     return keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
 
 
-def layers_forward(params, cfg, x, state0, dropout: float = 0.0, rng=None, part=None):
+def layers_forward(params, cfg, x, state0, dropout: "float | Dropout" = 0.0, rng=None, part=None):
     """Run every layer over a chunk. x (T, B) ids; state0 (L, B, S).
 
     Two exact rewrites make layer 0 fast. The bias is folded into the lookup
@@ -115,12 +141,15 @@ def layers_forward(params, cfg, x, state0, dropout: float = 0.0, rng=None, part=
     of sigmoid gates are halved, because sigmoid(z) = (1 + tanh(z/2)) / 2
     lets a cell run one tanh over all its gates (see charrnn.cells).
 
-    With dropout > 0 (training only), each layer's output is multiplied by a
-    fresh inverted-dropout mask drawn from ``rng`` before it feeds the next
-    layer or the output projection (``part``: see _dropout_mask).
+    With dropout (training only, see Dropout), each layer's recurrent matrix
+    is first multiplied by an inverted-dropout mask of its entries, one for
+    the whole chunk, and each layer's output by a fresh mask before it feeds
+    the next layer or the output projection, all drawn from ``rng``
+    (``part``: see _dropout_mask).
     Returns (top output (T, B, H), state_last (L, B, S), per-layer caches).
     """
     cell = CELLS[cfg.cell]
+    drop = Dropout.of(dropout)
     T, B = x.shape
     keep = reset_mask(cfg, x, state0.dtype)
     state_last = np.empty_like(state0)
@@ -139,12 +168,16 @@ def layers_forward(params, cfg, x, state0, dropout: float = 0.0, rng=None, part=
                 b[:n_sig] *= 0.5
             xp = (inp.reshape(T * B, -1) @ W).reshape(T, B, -1)
             xp += b
-        hs, state_last[k], cache = cell.forward(params[f"W_aa.{k}"], xp, state0[k], keep)
+        W_aa, wmask = params[f"W_aa.{k}"], None
+        if drop.weights > 0:
+            wmask = _weight_mask(rng, W_aa, drop.weights)
+            W_aa = W_aa * wmask  # (H, GH): the recurrent matrix this chunk trains through
+        hs, state_last[k], cache = cell.forward(W_aa, xp, state0[k], keep)
         mask = None
-        if dropout > 0:
-            mask = _dropout_mask(rng, hs.shape, dropout, hs.dtype, part)
+        if drop.outputs > 0:
+            mask = _dropout_mask(rng, hs.shape, drop.outputs, hs.dtype, part)
             hs = hs * mask
-        caches.append((inp, cache, mask))
+        caches.append((inp, (W_aa, wmask, cache), mask))
         inp = hs
     return inp, state_last, caches
 
@@ -182,11 +215,13 @@ def _log_softmax_nll(logits, y):
     return nll, e, s
 
 
-def loss_and_grads(params, cfg: ModelConfig, x, y, state0, dropout: float = 0.0, rng=None, part=None):
+def loss_and_grads(params, cfg: ModelConfig, x, y, state0, dropout: "float | Dropout" = 0.0, rng=None, part=None):
     """Forward and backward over one chunk of truncated BPTT.
 
     x, y (T, B) int ids (y is x shifted by one); state0 (L, B, S) carried in.
-    ``dropout`` > 0 applies inverted dropout after every layer, with masks
+    ``dropout`` (a float p for the outputs, or a Dropout) applies inverted
+    dropout to every layer's outputs and, with Dropout.weights, to its
+    recurrent matrix, with masks
     drawn from the Generator ``rng``; ``part`` = (start, stop, B) says the
     chunk is streams start:stop of a batch of B shared between workers, so
     the masks are that part of the whole batch's (see _dropout_mask).
@@ -214,10 +249,11 @@ def loss_and_grads(params, cfg: ModelConfig, x, y, state0, dropout: float = 0.0,
     grads = {"W_ya": h.T @ dlogits, "b_y": dlogits.sum(axis=0)}
     dh = (dlogits @ params["W_ya"].T).reshape(T, B, H)
     for k in range(cfg.layers - 1, -1, -1):
-        inp, cache, mask = caches[k]
+        inp, (W_aa, wmask, cache), mask = caches[k]
         if mask is not None:
             dh *= mask
-        dxp, grads[f"W_aa.{k}"], _ = cell.backward(params[f"W_aa.{k}"], cache, dh)
+        dxp, dW_aa, _ = cell.backward(W_aa, cache, dh)
+        grads[f"W_aa.{k}"] = dW_aa if wmask is None else dW_aa * wmask  # chain rule through W_aa * mask
         dxp2 = dxp.reshape(T * B, -1)  # (N, GH)
         grads[f"b_a.{k}"] = dxp2.sum(axis=0)
         if k == 0:

@@ -88,12 +88,13 @@ class SharedLayout:
 
 
 def contribute(params, cfg: ModelConfig, x, y, state0, part: tuple[int, int, int], out: dict[str, np.ndarray],
-               dropout: float = 0.0, rng: np.random.Generator | None = None) -> None:
+               dropout=0.0, rng: np.random.Generator | None = None) -> None:
     """Compute the share ``part`` = (start, stop, B) of a batch and write its contribution into ``out``.
 
     x, y (T, b) ids of the share's streams; state0 (L, b, S) their carried
     state; out: :meth:`Layout.views` of a contribution buffer. Dropout masks
-    are drawn for the whole batch from ``rng`` and this share's columns kept,
+    (``dropout``: a float or a charrnn.network.Dropout) are drawn for the whole
+    batch from ``rng`` and this share's columns kept,
     so they are the masks one process would use.
     """
     start, stop, B = part

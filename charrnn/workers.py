@@ -28,6 +28,7 @@ from multiprocessing.connection import Connection
 
 import numpy as np
 
+from charrnn import network
 from charrnn.config import ModelConfig
 from charrnn.errors import CharRNNError, WorkerError
 from charrnn.gradients import Gradients
@@ -157,7 +158,7 @@ class WorkerPool(Gradients):
         for name, view in self.params_in.items():
             view[...] = params[name]
 
-    def loss_and_grads(self, params, cfg: ModelConfig, x, y, state0, dropout: float = 0.0, rng=None):
+    def loss_and_grads(self, params, cfg: ModelConfig, x, y, state0, dropout=0.0, rng=None):
         """:func:`charrnn.network.loss_and_grads` over the whole batch, shared between the workers.
 
         x, y (T, B) ids; state0 (L, B, S). Returns (loss, grads, state_last);
@@ -167,7 +168,7 @@ class WorkerPool(Gradients):
         """
         self._load_params(params)
         self.state_in[...] = state0
-        rng_state = rng.bit_generator.state if dropout > 0 else None
+        rng_state = rng.bit_generator.state if network.Dropout.of(dropout).active else None
         for i, (start, stop) in enumerate(self.parts):
             self._send(i, ("grads", x[:, start:stop], y[:, start:stop], dropout, rng_state))
         answers = self._gather("computing gradients")

@@ -32,6 +32,30 @@ def test_gradients_with_dropout_masks(cell):
     assert max(errors.values()) < 1e-5, errors
 
 
+@pytest.mark.parametrize("cell", CELLS)
+def test_gradients_with_the_recurrent_weights_dropped_too(cell):
+    drop = network.Dropout(outputs=0.3, weights=0.4)
+    errors = check_gradients(ModelConfig(vocab_size=5, hidden=4, cell=cell, layers=2), seq_len=5, dropout=drop)
+    assert max(errors.values()) < 1e-5, errors
+
+
+def test_weight_drop_trains_through_a_masked_recurrent_matrix():
+    """An entry of W_aa dropped for the chunk gets exactly no gradient; about the dropped share of them is."""
+    cfg = ModelConfig(vocab_size=6, hidden=16, cell="gru", layers=2, dtype="float64")
+    rng = np.random.default_rng(0)
+    params = network.init_params(cfg, rng)
+    x, s = rng.integers(0, 6, (8, 4)), np.zeros(network.state_shape(cfg, 4))
+    plain, g_plain, _ = network.loss_and_grads(params, cfg, x, x, s)
+    dropped, g, _ = network.loss_and_grads(params, cfg, x, x, s, network.Dropout(weights=0.5), np.random.default_rng(1))
+    assert dropped != plain
+    for k in ("W_aa.0", "W_aa.1"):
+        assert (g_plain[k] == 0).mean() == 0
+        assert 0.4 < (g[k] == 0).mean() < 0.6, k
+    assert (g["W_ax.1"] == 0).mean() == 0  # the input side is not masked
+    nll, _ = network.chunk_nll(params, cfg, x, x, s)  # evaluation uses the whole matrix
+    assert nll.mean() == pytest.approx(plain)
+
+
 def test_parameter_shapes_follow_the_gates():
     for cell, g in [("rnn", 1), ("lstm", 4), ("gru", 3)]:
         shapes = network.param_shapes(ModelConfig(vocab_size=9, hidden=6, cell=cell, layers=2))
@@ -86,14 +110,14 @@ def test_gated_cells_learn_home(cell, tmp_path):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_resume_is_bit_exact_for_gated_cells_with_dropout(cell, tmp_path):
+def test_resume_is_bit_exact_for_gated_cells_with_both_dropouts(cell, tmp_path):
     text = (CORPORA / "pantry.txt").read_text()[:6000]
     vocab = Vocab.from_text(text)
     ids = vocab.encode(text)
 
     def fresh():
         return new_checkpoint(vocab, ModelConfig(vocab_size=vocab.size, hidden=8, cell=cell, layers=2),
-                              TrainConfig(batch=4, seq_len=12, dropout=0.2, eval_every=5))
+                              TrainConfig(batch=4, seq_len=12, dropout=0.2, weight_drop=0.25, eval_every=5))
 
     a, b = str(tmp_path / "a.npz"), str(tmp_path / "b.npz")
     train(fresh(), ids, a, Limits(steps=16))

@@ -46,6 +46,8 @@ BAD_INPUTS = [
     (["train", "home.txt", "--lookup-lr", "0"], None, 2, "--lookup-lr must be positive"),
     (["train", "home.txt", "--time", "ten minutes"], None, 2, "cannot read --time"),
     (["train", "home.txt", "--dropout", "1"], None, 2, "--dropout must be in [0, 1)"),
+    (["train", "home.txt", "--weight-drop", "1"], None, 2, "--weight-drop must be in [0, 1)"),
+    (["gradcheck", "--weight-drop", "-0.5"], None, 2, "--weight-drop must be in [0, 1)"),
     (["train", "home.txt", "--hidden", "many"], None, 2, "--hidden"),
     (["train", "home.txt", "-o", "adir"], None, 1, "adir: is a directory"),
     (["train", "home.txt", "-o", "nofolder/m.npz"], None, 1, "does not exist"),

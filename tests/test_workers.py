@@ -73,15 +73,16 @@ def test_shares_cover_the_batch_in_near_equal_parts():
         shares(4, 5)
 
 
+@pytest.mark.parametrize("drop", [0.3, network.Dropout(0.3, 0.4)], ids=["outputs", "outputs+weights"])
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_summed_contributions_are_the_whole_batch(cell):
+def test_summed_contributions_are_the_whole_batch(cell, drop):
     """The seam: any split of the streams sums to one process's loss, gradients and state (float64)."""
     cfg = ModelConfig(vocab_size=7, hidden=5, cell=cell, layers=2, dtype="float64")
     rng = np.random.default_rng(1)
     params = network.init_params(cfg, rng)
     x, y = rng.integers(0, 7, (6, 5)), rng.integers(0, 7, (6, 5))
     state0 = rng.normal(size=network.state_shape(cfg, 5))
-    whole = network.loss_and_grads(params, cfg, x, y, state0, 0.3, np.random.default_rng(9))
+    whole = network.loss_and_grads(params, cfg, x, y, state0, drop, np.random.default_rng(9))
     layout = Layout.contribution(cfg, 5)
     total = np.zeros(layout.size)
     draws = np.random.default_rng(9)
@@ -90,7 +91,7 @@ def test_summed_contributions_are_the_whole_batch(cell):
         rng_copy.bit_generator.state = draws.bit_generator.state
         flat = np.zeros(layout.size)
         contribute(params, cfg, x[:, start:stop], y[:, start:stop], state0[:, start:stop], (start, stop, 5),
-                   layout.views(flat), 0.3, rng_copy)
+                   layout.views(flat), drop, rng_copy)
         total += flat
     loss, grads, state = summed(layout.views(total), params)
     assert loss == pytest.approx(whole[0], rel=1e-12)
@@ -110,9 +111,11 @@ def test_default_workers_follow_the_cores_the_streams_and_the_environment(monkey
         default_workers(64)
 
 
-def test_two_workers_train_the_same_model_as_one(tmp_path):
+@pytest.mark.parametrize("weight_drop", [0.0, 0.3])
+def test_two_workers_train_the_same_model_as_one(tmp_path, weight_drop):
     """20 steps with dropout: --workers 2 and --workers 1 agree to float rounding, validation too."""
-    one, two = _train(tmp_path, "a.npz", 1, 20), _train(tmp_path, "b.npz", 2, 20)
+    one = _train(tmp_path, "a.npz", 1, 20, weight_drop=weight_drop)
+    two = _train(tmp_path, "b.npz", 2, 20, weight_drop=weight_drop)
     assert (one.workers, two.workers) == (1, 2)
     a, b = checkpoint.load(str(tmp_path / "a.npz")), checkpoint.load(str(tmp_path / "b.npz"))
     for k in a.params:

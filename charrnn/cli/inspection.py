@@ -11,6 +11,7 @@ from charrnn.display import info_table, loss_plot, stdout_console
 from charrnn.errors import CharRNNError, UsageError
 from charrnn.gradcheck import norm_error, numeric_and_analytic, worst_element_error
 from charrnn.metrics_log import finite, read_log
+from charrnn.network import Dropout
 from charrnn.plot import line_plot
 from charrnn.model import load
 from charrnn.vocab import read_text
@@ -79,6 +80,7 @@ def gradcheck(
     seq_len: int = typer.Option(6, help="Time steps backpropagated through."),
     vocab: int = typer.Option(7, help="Vocabulary size of the random data."),
     dropout: float = typer.Option(0.0, help="Check with dropout masks too."),
+    weight_drop: float = typer.Option(0.0, help="Check with a dropout mask of the recurrent weights too."),
     tolerance: float = typer.Option(1e-5, help="Largest relative error that passes."),
     seed: int = typer.Option(0, help="Seed of the random model and data."),
     json_output: bool = typer.Option(False, "--json", help="Print the errors as JSON."),
@@ -100,9 +102,10 @@ def gradcheck(
     mcfg.check()
     if seq_len < 1:
         raise UsageError(f"--seq-len must be positive, not {seq_len}")
-    if not 0 <= dropout < 1:
-        raise UsageError(f"--dropout must be in [0, 1), not {dropout}")
-    pairs = numeric_and_analytic(mcfg, seq_len=seq_len, batch=3, seed=seed, dropout=dropout)
+    for flag, p in (("--dropout", dropout), ("--weight-drop", weight_drop)):
+        if not 0 <= p < 1:
+            raise UsageError(f"{flag} must be in [0, 1), not {p}")
+    pairs = numeric_and_analytic(mcfg, seq_len=seq_len, batch=3, seed=seed, dropout=Dropout(dropout, weight_drop))
     errors = {name: norm_error(a, n) for name, (a, n) in pairs.items()}
     elements = {name: worst_element_error(a, n) for name, (a, n) in pairs.items()}
     worst = max(errors.values())
