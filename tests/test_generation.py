@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+import charrnn
 from charrnn import checkpoint
 from charrnn.sample import Decoding, Stops, beam_search, distribution, generate_scored
 
@@ -289,3 +290,30 @@ def test_a_model_without_newlines_reads_its_random_first_character_once(tmp_path
     after_first = dict(m.probs(first, k=len(m.vocab))[-1].next)
     assert probs2[m.vocab.index(second)] == pytest.approx(after_first[second], rel=1e-5)
     assert drawn[0][1] == pytest.approx(1 / len(m.vocab))  # drawn uniformly, so its probability is 1/V
+
+
+def test_a_job_the_engine_cannot_start_ends_alone_and_the_engine_keeps_serving(home_model):
+    """A job whose prime the batch refuses gets one finished, empty event; the engine thread goes on drawing."""
+    import threading
+
+    from charrnn.batch_sampling import Job
+    from charrnn.engine import Engine
+    from charrnn.sample import Stops
+
+    engine = Engine(charrnn.load(home_model))
+    try:
+        events, finished = [], threading.Event()
+
+        def sink(drawn):
+            events.append(drawn)
+            if drawn.done and drawn.char:
+                finished.set()
+
+        engine.submit([Job(prime="HOUSE", key=0)], sink)  # S and U are not in the vocabulary
+        engine.submit([Job(prime="HOM", stops=Stops(length=5), rng=np.random.default_rng(1), key=1)], sink)
+        assert finished.wait(10), events
+        refused = [e for e in events if e.sample == 0]
+        assert len(refused) == 1 and refused[0].done and refused[0].char == ""
+        assert engine.thread.is_alive() and "".join(e.char for e in events if e.sample == 1) and engine.chars == 5
+    finally:
+        engine.close()
