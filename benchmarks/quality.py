@@ -115,23 +115,27 @@ def curve_at(curve: list, seconds: float) -> float | None:
     return points[-1] if points else None
 
 
-def budget_check(corpus: str, budgets: list[str]) -> None:
+def budget_check(corpus: str, budgets: list[str], json_output: bool = False) -> None:
     """Side by side, for each budget: the model it chose (no flags), what it saw, and its held-out loss."""
     rows = []
     for budget in budgets:
         r = subprocess.run([sys.executable, __file__, corpus, "--time", budget, "--config", "chosen=", "--json"],
                            capture_output=True, text=True, check=True)
-        rows.append((budget, json.loads(r.stdout)[0]))
+        rows.append({"budget": budget, **json.loads(r.stdout)[0]})
+    if json_output:
+        print(json.dumps(rows, indent=2))
+        return
     print(f"corpus {os.path.basename(corpus)}: train on the first 90%, charrnn eval of the -o file on the last 10%")
-    print(f"{'budget':<7} {'model':<9} {'dropout':>7} {'chars/s':>8} {'chars seen':>11} {'stopped by':>10} "
-          f"{'served':>16} {'held-out':>9} {'vs last':>8}")
+    print(f"{'budget':<7} {'model':<9} {'dropout':>7} {'w-drop':>6} {'chars/s':>8} {'chars seen':>11} "
+          f"{'val+avg':>7} {'stopped by':>10} {'served':>16} {'held-out':>9} {'vs last':>8}")
     last = None
-    for budget, row in rows:
+    for row in rows:
         served = row["served"] if row["served"] == "last" else f"{row['served']}@{row['served_step']}"
         gain = "" if last is None else f"{row['held_out_nats'] - last:+.4f}"
-        print(f"{budget:<7} {row['cell']}-{row['hidden']:<5} {row['dropout']:>7g} {row['chars_per_sec']:>8,.0f} "
-              f"{row['chars_seen']:>11,} {row['stopped_by']:>10} {served:>16} {row['held_out_nats']:>9.4f} {gain:>8}",
-              flush=True)
+        share = row["val_seconds"] / row["seconds"] if row["seconds"] else 0.0
+        print(f"{row['budget']:<7} {row['cell']}-{row['hidden']:<5} {row['dropout']:>7g} {row['weight_drop']:>6g} "
+              f"{row['chars_per_sec']:>8,.0f} {row['chars_seen']:>11,} {share:>7.1%} {row['stopped_by']:>10} "
+              f"{served:>16} {row['held_out_nats']:>9.4f} {gain:>8}", flush=True)
         last = row["held_out_nats"]
 
 
@@ -145,7 +149,7 @@ def main() -> None:
     ap.add_argument("--json", dest="json_output", action="store_true")
     args = ap.parse_args()
     if args.budgets:
-        budget_check(args.corpus, args.budgets.split(","))
+        budget_check(args.corpus, args.budgets.split(","), args.json_output)
         return
     with open(args.corpus, encoding="utf-8") as f:
         text = f.read()
@@ -177,6 +181,8 @@ def main() -> None:
                 "config": name, "flags": flags, "cell": ck.model_config.cell, "hidden": ck.model_config.hidden,
                 "layers": ck.model_config.layers, "steps": metrics["steps"], "chars_per_sec": metrics["chars_per_sec"],
                 "chars_seen": metrics["chars_seen"], "dropout": ck.train_config.dropout,
+                "weight_drop": ck.train_config.weight_drop, "patience": ck.train_config.patience,
+                "seconds": metrics["seconds"], "val_seconds": metrics["val_seconds"],
                 "stopped_by": metrics["stopped_by"], "served": metrics["served"], "served_step": metrics["served_step"],
                 "held_out_nats": round(held["nats_per_char"], 4), "held_out_bits": round(held["bits_per_char"], 4),
                 "held_curve": held_curve, "speakers": speaker_split(out, held_txt),

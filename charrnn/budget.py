@@ -10,11 +10,13 @@ time. Two measured tables (docs/quality.md) then decide:
 
 * the size, from the reach: a larger model learns more from each character
   but sees fewer, so the best size grows with the reach;
-* the dropout, from the *exposure* the chosen model will get here: the
-  passes it will make over the training text at its own expected speed,
+* the regularisation, from the *exposure* the chosen model will get here:
+  the passes it will make over the training text at its own measured speed,
   times its parameters per training character. A model that reads its text
   too often for its size learns it by heart; one much smaller than its text
-  can read it many times without doing so.
+  can read it many times without doing so. The more exposure, the more
+  dropout of the outputs (--dropout) and of the recurrent weights
+  (--weight-drop).
 
 With a budget, a run also stops early when its validation loss has not
 improved for a quarter of the budget (--patience), keeping the best weights.
@@ -33,29 +35,34 @@ from charrnn.config import ModelConfig, TrainConfig
 
 REFERENCE = 512  # reaches are counted in the characters a GRU of this size would see
 
-# Characters per second of a GRU of each size against a GRU-512's, same machine and workers
-# (benchmarks/quality.py --speeds measures them; for 512 units and up they follow the FLOP counts).
-RELATIVE_SPEED = {128: 5.9, 256: 2.3, 512: 1.0, 768: 0.47, 1024: 0.24}
+# Characters per second of a GRU of each size against a GRU-512's, same machine and workers (measure_rate, with
+# two workers and on one core alike; from 512 units up they follow the FLOP counts). Only the first measurement
+# is converted with it; the chosen size's own rate is measured too.
+RELATIVE_SPEED = {128: 5.9, 256: 2.3, 512: 1.0, 768: 0.48, 1024: 0.26}
 
 # Each row: (reaches up to this many characters, hidden units, training defaults the budget changes).
-# Held-out loss on tiny-shakespeare's last 10%, by the characters seen (docs/quality.md): at a reach of 7.4M
-# GRU-512 1.454 against GRU-768 1.465; at 14.7M GRU-768 1.438 against GRU-512 1.486 (it learns the text by
-# heart) and GRU-1024 1.455; at 29M GRU-1024 1.440 against GRU-768 1.494.
+# Held-out loss on tiny-shakespeare's last 10%, each size at its best regularisation (docs/quality.md): at a
+# reach of 10M GRU-512 1.449 (it gains nothing from 14.7M: 1.451); at 20M GRU-768 1.439; at 40M GRU-768 and
+# GRU-1024 tie (1.431, 1.433), GRU-768 flat at its end and GRU-1024 still improving, so longer budgets take 1024.
 BUDGET_SIZES = (
     (1.5e6, 128, {"lr": 4e-3}),
     (4.5e6, 256, {}),
-    (1.0e7, 512, {}),
-    (2.2e7, 768, {}),
+    (1.2e7, 512, {}),
+    (4.0e7, 768, {}),
     (float("inf"), 1024, {}),
 )
 
-# Each row: (exposure up to this much, dropout). Exposure = passes x parameters / training characters.
-# GRU-512 at 8 passes (exposure 8): dropout 0; GRU-768 at 7.7 passes (17): 0.2 beat 0.35 (1.438 against 1.445);
-# GRU-1024 at 7.7 passes (29): 0.35; GRU-512 at 16 passes (16) learned the text by heart even at 0.2.
-EXPOSURE_DROPOUT = (
-    (10.0, 0.0),
-    (20.0, 0.2),
-    (float("inf"), 0.35),
+# Each row: (exposure up to this much, dropout, weight drop). Exposure = passes x parameters / training characters.
+# Held-out loss on tiny-shakespeare's last 10% (docs/quality.md): GRU-128 on the 0.3 MB pantry corpus at 4.5 is
+# best without dropout; GRU-512 at 11: 0.1 and 0.15 gave 1.449 against 1.456 for 0 and 0.2; GRU-512 at 17:
+# 0.2 and 0.25 gave 1.451 against 1.516 for 0.2 and 0.5 and 1.522 with no weight drop; GRU-768 at 24: 0.2 and
+# 0.25 gave 1.439; GRU-768 at 48 and GRU-1024 at 44: 0.3 and 0.3 gave 1.431 and 1.433, against 1.436 for 0.2
+# and 0.25 (GRU-1024) and worse at every mark for 0.35-0.4 and 0.35.
+EXPOSURE_REGULARISATION = (
+    (5.0, 0.0, 0.0),
+    (15.0, 0.1, 0.15),
+    (30.0, 0.2, 0.25),
+    (float("inf"), 0.3, 0.3),
 )
 PATIENCE_SHARE = 0.25  # with a budget, stop when validation has not improved for this share of it
 
@@ -94,14 +101,16 @@ def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[
     choice = BudgetChoice(hidden, train, rate=rate, reach=reach, train_chars=train_chars)
     choice.passes = rate * seconds / max(train_chars, 1)
     choice.exposure = choice.passes * params_of(hidden, vocab_size) / max(train_chars, 1)
-    train["dropout"] = next(d for limit, d in EXPOSURE_DROPOUT if choice.exposure <= limit)
+    train["dropout"], train["weight_drop"] = next((d, w) for limit, d, w in EXPOSURE_REGULARISATION
+                                                  if choice.exposure <= limit)
     train["patience"] = f"{PATIENCE_SHARE * seconds:g}s"
     return choice
 
 
 def describe(choice: BudgetChoice, cell: str) -> str:
     """The note that names the choice and why."""
-    extra = "".join(f", {k} {v:g}" if isinstance(v, float) else f", {k} {v}" for k, v in choice.train.items())
+    extra = "".join(f", {k.replace('_', '-')} {v:g}" if isinstance(v, float) else f", {k.replace('_', '-')} {v}"
+                    for k, v in choice.train.items())
     return (f"{cell} of {choice.hidden} units{extra}; this machine trains it at ~{choice.rate:,.0f} chars/s, "
             f"~{choice.passes:.1f} passes over {choice.train_chars:,} training characters")
 

@@ -83,7 +83,7 @@ class TrainConfig:
     save_every: int = setting(0, "Steps between saves; 0 saves at each validation pass and at the end.")
     serve: str = setting("best", "The weights the file serves: best (the best validation loss, of the weights or "
                                  "their average) or last (the last step's).", choices=SERVE)
-    average: float = setting(0.3, "Keep a running average of the weights over about this fraction of the steps "
+    average: float = setting(0.2, "Keep a running average of the weights over about this fraction of the steps "
                                   "so far, and serve it when it validates better; 0 turns it off.")
     patience: str = setting("", "Stop when validation has not improved for this many passes (5) or this long "
                                 "(10m); empty is never. (default with --time: a quarter of the budget)")

@@ -12,9 +12,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from charrnn import loop, mpi
+from charrnn import budget, loop, mpi
 from charrnn.errors import UsageError
-from charrnn.budget import measure_rate
 from charrnn.config import ModelConfig
 from charrnn.events import Reporter, RunMetrics, StepEvent
 from charrnn.gradients import Gradients, InProcess
@@ -72,8 +71,8 @@ class _Calibration:
         cfg = ModelConfig(vocab_size=vocab_size, hidden=hidden)
         if self.team is not None:  # rank 0 measures alone, one BLAS thread, on its share of the streams
             share = max(1, batch // self.team.size)
-            return measure_rate(InProcess(), vocab_size, hidden, share, seq_len) * batch / share
-        return measure_rate(self.gradients(cfg, batch), vocab_size, hidden, batch, seq_len)
+            return budget.measure_rate(InProcess(), vocab_size, hidden, share, seq_len) * batch / share
+        return budget.measure_rate(self.gradients(cfg, batch), vocab_size, hidden, batch, seq_len)
 
     def close(self) -> None:
         if self.kept is not None and self.kept[1] is not self.team:

@@ -137,51 +137,7 @@ def test_a_checkpoint_from_before_lookup_lr_resumes_at_its_old_rate(tmp_path):
     assert checkpoint.load(str(tmp_path / "old.npz")).train_config.lookup_lr == 1.0
 
 
-# ---------------------------------------------------------------- budget-aware defaults
-
-
-def test_a_time_budget_picks_the_documented_size_and_says_so(cli, tmp_path):
-    from charrnn.budget import BUDGET_SIZES, choose
-
-    small_budget, small_hidden, _ = BUDGET_SIZES[0]
-    assert choose(1).hidden == small_hidden and choose(small_budget + 1).hidden != small_hidden
-    assert choose(3600).hidden == BUDGET_SIZES[-1][1]  # the last row holds every longer budget
-    r = cli("train", str(CORPORA / "home.txt"), "--time", "1s", "-o", tmp_path / "t.npz")
-    assert r.exit_code == 0, r.stderr
-    assert checkpoint.load(str(tmp_path / "t.npz")).model_config.hidden == small_hidden
-    assert f"note: --time 1s: gru of {small_hidden} units" in r.stderr and "(pass --hidden to choose)" in r.stderr
-
-
-def test_the_dropout_grows_with_the_exposure_a_budget_makes_to_the_text():
-    from charrnn.budget import NOMINAL_RATES, EXPOSURE_DROPOUT, choose
-    from charrnn.network import init_params, num_params
-
-    choice = choose(600, 1_000_000, 65)
-    params = num_params(init_params(ModelConfig(vocab_size=65, hidden=choice.hidden), np.random.default_rng(0)))
-    assert choice.passes == pytest.approx(NOMINAL_RATES[choice.hidden] * 600 / 1_000_000)
-    assert choice.exposure == pytest.approx(choice.passes * params / 1_000_000)
-    sizes = [30_000_000, 3_000_000, 1_000_000, 700_000, 300_000, 100_000]  # ever smaller corpora, same budget
-    dropouts = [choose(600, n, 65).train["dropout"] for n in sizes]
-    assert dropouts == sorted(dropouts) and set(dropouts) == {d for _, d in EXPOSURE_DROPOUT}
-    assert choose(600).train["dropout"] == 0  # an unknown corpus size counts as a large corpus
-    assert choose(30, 277_000, 70).train["dropout"] == 0  # a small model can read a small text often
-
-
-def test_a_budget_counts_the_text_it_trains_on_and_an_explicit_dropout_wins(cli, tmp_path):
-    from charrnn.budget import choose
-
-    corpus = tmp_path / "c.txt"
-    line = "the quick brown fox jumps over the lazy dog\n"
-    corpus.write_text(line * 250)  # 11,000 characters
-    r = cli("train", str(corpus), "--time", "1s", "-o", tmp_path / "a.npz")
-    assert r.exit_code == 0, r.stderr
-    expected = choose(1, int(11_000 * 0.9), len(set(line)))  # the default --val-frac 0.1 is held out
-    said = f"dropout {expected.train['dropout']:g}; ~{expected.passes:.0f} passes over 9,900 training characters"
-    assert said in r.stderr
-    assert checkpoint.load(str(tmp_path / "a.npz")).train_config.dropout == expected.train["dropout"] > 0
-    r = cli("train", str(corpus), "--time", "1s", "--dropout", "0.05", "-o", tmp_path / "b.npz")
-    assert r.exit_code == 0, r.stderr
-    assert checkpoint.load(str(tmp_path / "b.npz")).train_config.dropout == 0.05 and ", dropout" not in r.stderr
+# ---------------------------------------------------------------- budget-aware defaults (see test_budget.py)
 
 
 @pytest.mark.parametrize("flags, hidden", [(["--hidden", "24"], 24), (["--cell", "lstm"], 384), (["--steps", "2"], 384)])
@@ -190,16 +146,3 @@ def test_an_explicit_shape_or_no_budget_keeps_the_fixed_rule(cli, tmp_path, flag
     r = cli("train", str(CORPORA / "home.txt"), *time_flags, *flags, "-o", tmp_path / "t.npz", "-q")
     assert r.exit_code == 0, r.stderr
     assert checkpoint.load(str(tmp_path / "t.npz")).model_config.hidden == hidden
-
-
-def test_a_short_budget_sets_its_training_defaults_unless_flags_say_otherwise(cli, tmp_path):
-    from charrnn.budget import BUDGET_SIZES, choose
-
-    assert BUDGET_SIZES[0][2]  # the 30-second row changes the learning rate
-    cli("train", str(CORPORA / "home.txt"), "--time", "1s", "-o", tmp_path / "a.npz", "-q")
-    cli("train", str(CORPORA / "home.txt"), "--time", "1s", "--lr", "0.001", "-o", tmp_path / "b.npz", "-q")
-    a, b = (checkpoint.load(str(tmp_path / n)).train_config for n in ("a.npz", "b.npz"))
-    text = (CORPORA / "home.txt").read_text()
-    expected = choose(1, int(len(text) * 0.9), len(set(text))).train  # 90% is trained on
-    assert all(getattr(a, k) == v for k, v in expected.items())
-    assert b.lr == 0.001 and b.dropout == expected["dropout"]
