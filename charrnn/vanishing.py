@@ -41,7 +41,7 @@ def gradient_norms(ck: Checkpoint, ids: np.ndarray, span: int, samples: int, rng
     k_top = cfg.layers - 1
     norms = [np.linalg.norm(dhs[-1].astype(np.float64), axis=1)]  # k = 0: dL_t/da_t
     trace: list = []
-    _, cache, _ = caches[k_top]
-    CELLS[cfg.cell].backward(params[f"W_aa.{k_top}"], cache, dhs.copy(), trace)
+    _, (W_aa, _, cache), _ = caches[k_top]  # W_aa: the matrix the forward pass ran through
+    CELLS[cfg.cell].backward(W_aa, cache, dhs.copy(), trace)
     norms += [np.linalg.norm(g.astype(np.float64), axis=1) for g in trace]  # k = 1..W
     return np.array([n.mean() for n in norms[: span + 1]])
