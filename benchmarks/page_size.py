@@ -2,7 +2,7 @@
 
     python benchmarks/page_size.py [--sizes 128,512,1024,2048]
 
-For each size, a one-layer GRU over tiny-shakespeare's 65 characters (fresh
+For each size, a one-layer GRU over the characters of corpora/pantry.txt and a line of Shakespeare (fresh
 weights: speed and size do not depend on training) is saved, exported with
 `charrnn export` (float32, and --float16), and opened from the file in
 headless Chromium (Debian's, through Playwright). It reports the page's
