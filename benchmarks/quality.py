@@ -124,7 +124,12 @@ def budget_check(corpus: str, budgets: list[str], json_output: bool = False) -> 
         rows.append({"budget": budget, **json.loads(r.stdout)[0]})
     if json_output:
         print(json.dumps(rows, indent=2))
-        return
+    else:
+        print_budgets(corpus, rows)
+
+
+def print_budgets(corpus: str, rows: list[dict]) -> None:
+    """The side-by-side table of budget_check's rows (also what its --json printed, read back)."""
     print(f"corpus {os.path.basename(corpus)}: train on the first 90%, charrnn eval of the -o file on the last 10%")
     print(f"{'budget':<7} {'model':<9} {'dropout':>7} {'w-drop':>6} {'chars/s':>8} {'chars seen':>11} "
           f"{'val+avg':>7} {'stopped by':>10} {'served':>16} {'held-out':>9} {'vs last':>8}")
