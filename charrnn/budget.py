@@ -109,7 +109,7 @@ def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[
 
 def describe(choice: BudgetChoice, cell: str) -> str:
     """The note that names the choice and why."""
-    extra = "".join(f", {k.replace('_', '-')} {v:g}" if isinstance(v, float) else f", {k.replace('_', '-')} {v}"
+    extra = "".join(f", {k.replace('_', '-')} {f'{v:g}' if isinstance(v, float) else v}"
                     for k, v in choice.train.items())
     return (f"{cell} of {choice.hidden} units{extra}; this machine trains it at ~{choice.rate:,.0f} chars/s, "
             f"~{choice.passes:.1f} passes over {choice.train_chars:,} training characters")

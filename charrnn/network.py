@@ -132,6 +132,16 @@ def _dropout_mask(rng, shape, p: float, dtype, part=None):
     return keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
 
 
+class LayerCache(NamedTuple):
+    """What one layer's forward pass over a chunk keeps for its backward pass."""
+
+    inp: "np.ndarray | None"  # (T, B, H) the layer's input; None for layer 0, whose input is the ids
+    W_aa: np.ndarray  # (H, GH) the recurrent matrix the chunk ran through (masked, with weight drop)
+    weight_mask: "np.ndarray | None"  # (H, GH) that mask, or None
+    cell: tuple  # the cell kernel's own cache (see charrnn.cells)
+    out_mask: "np.ndarray | None"  # (T, B, H) the dropout mask of the layer's outputs, or None
+
+
 def layers_forward(params, cfg, x, state0, dropout: "float | Dropout" = 0.0, rng=None, part=None):
     """Run every layer over a chunk. x (T, B) ids; state0 (L, B, S).
 
@@ -146,7 +156,7 @@ def layers_forward(params, cfg, x, state0, dropout: "float | Dropout" = 0.0, rng
     the whole chunk, and each layer's output by a fresh mask before it feeds
     the next layer or the output projection, all drawn from ``rng``
     (``part``: see _dropout_mask).
-    Returns (top output (T, B, H), state_last (L, B, S), per-layer caches).
+    Returns (top output (T, B, H), state_last (L, B, S), a LayerCache per layer).
     """
     cell = CELLS[cfg.cell]
     drop = Dropout.of(dropout)
@@ -177,7 +187,7 @@ def layers_forward(params, cfg, x, state0, dropout: "float | Dropout" = 0.0, rng
         if drop.outputs > 0:
             mask = _dropout_mask(rng, hs.shape, drop.outputs, hs.dtype, part)
             hs = hs * mask
-        caches.append((inp, (W_aa, wmask, cache), mask))
+        caches.append(LayerCache(inp, W_aa, wmask, cache, mask))
         inp = hs
     return inp, state_last, caches
 
@@ -249,17 +259,17 @@ def loss_and_grads(params, cfg: ModelConfig, x, y, state0, dropout: "float | Dro
     grads = {"W_ya": h.T @ dlogits, "b_y": dlogits.sum(axis=0)}
     dh = (dlogits @ params["W_ya"].T).reshape(T, B, H)
     for k in range(cfg.layers - 1, -1, -1):
-        inp, (W_aa, wmask, cache), mask = caches[k]
-        if mask is not None:
-            dh *= mask
-        dxp, dW_aa, _ = cell.backward(W_aa, cache, dh)
-        grads[f"W_aa.{k}"] = dW_aa if wmask is None else dW_aa * wmask  # chain rule through W_aa * mask
+        c = caches[k]
+        if c.out_mask is not None:
+            dh *= c.out_mask
+        dxp, dW_aa, _ = cell.backward(c.W_aa, c.cell, dh)
+        grads[f"W_aa.{k}"] = dW_aa if c.weight_mask is None else dW_aa * c.weight_mask  # chain rule through W_aa * mask
         dxp2 = dxp.reshape(T * B, -1)  # (N, GH)
         grads[f"b_a.{k}"] = dxp2.sum(axis=0)
         if k == 0:
             grads["W_ax.0"] = scatter_rows(x.reshape(-1), dxp2, cfg.vocab_size)
         else:
-            grads[f"W_ax.{k}"] = inp.reshape(T * B, -1).T @ dxp2
+            grads[f"W_ax.{k}"] = c.inp.reshape(T * B, -1).T @ dxp2
             dh = (dxp2 @ params[f"W_ax.{k}"].T).reshape(T, B, H)
     return loss, grads, state_last
 

@@ -38,10 +38,9 @@ def gradient_norms(ck: Checkpoint, ids: np.ndarray, span: int, samples: int, rng
     p[np.arange(B), y_last] -= 1  # dL_t/dlogits for each stream's own loss
     dhs = np.zeros_like(top)
     dhs[-1] = (p @ params["W_ya"].T).astype(top.dtype)
-    k_top = cfg.layers - 1
     norms = [np.linalg.norm(dhs[-1].astype(np.float64), axis=1)]  # k = 0: dL_t/da_t
     trace: list = []
-    _, (W_aa, _, cache), _ = caches[k_top]  # W_aa: the matrix the forward pass ran through
-    CELLS[cfg.cell].backward(W_aa, cache, dhs.copy(), trace)
+    top_cache = caches[-1]
+    CELLS[cfg.cell].backward(top_cache.W_aa, top_cache.cell, dhs.copy(), trace)
     norms += [np.linalg.norm(g.astype(np.float64), axis=1) for g in trace]  # k = 1..W
     return np.array([n.mean() for n in norms[: span + 1]])
