@@ -14,14 +14,16 @@ each step; only rank 0 writes checkpoints, logs and progress.
 
 MPI is detected from the launcher's environment only, so a plain
 ``charrnn train`` never imports mpi4py. Any failure under MPI ends the whole
-job (MPI_Abort) rather than leaving ranks waiting on a collective.
+job (MPI_Abort) rather than leaving ranks waiting on a collective. MPI errors
+are returned, not fatal, so when another rank dies mid-step this rank raises
+a WorkerError: the training loop saves the last good state and says so.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from charrnn.config import ModelConfig
-from charrnn.errors import CharRNNError
+from charrnn.errors import CharRNNError, WorkerError
 from charrnn.gradients import Gradients
 from charrnn.launcher import launched_by_mpi
 from charrnn.score import streams_nll
@@ -54,6 +56,7 @@ class MpiTeam(Gradients):
             raise CharRNNError(f"this run was started by an MPI launcher, but mpi4py is not installed: {INSTALL_HINT}") \
                 from None
         self.MPI, self.comm = MPI, MPI.COMM_WORLD
+        self.comm.Set_errhandler(MPI.ERRORS_RETURN)  # a dead peer raises MPI.Exception here, see _together
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self._layouts = {}
         self.all_failing = False  # set when every rank knows the job is failing (no abort needed)
@@ -64,7 +67,15 @@ class MpiTeam(Gradients):
 
     def agree(self, value):
         """Rank 0's ``value``, on every rank (a broadcast; other ranks' values are ignored)."""
-        return self.comm.bcast(value if self.is_root else None, root=0)
+        return self._together(self.comm.bcast, value if self.is_root else None, root=0)
+
+    def _together(self, collective, *args, **kwargs):
+        """``collective(*args, **kwargs)``; an MPI error (another rank died) becomes a WorkerError."""
+        try:
+            return collective(*args, **kwargs)
+        except self.MPI.Exception as exc:
+            cause = (exc.Get_error_string().strip() or str(exc)).splitlines()[0]
+            raise WorkerError(f"another MPI rank stopped, so the job cannot go on (MPI: {cause})") from None
 
     def loss_and_grads(self, params, cfg: ModelConfig, x, y, state0, dropout=0.0, rng=None):
         """:func:`charrnn.network.loss_and_grads` over the whole batch, shared between the ranks.
@@ -81,7 +92,7 @@ class MpiTeam(Gradients):
         flat = np.empty(layout.size, dtype=cfg.dtype)
         contribute(params, cfg, x[:, start:stop], y[:, start:stop], state0[:, start:stop], (start, stop, B),
                    layout.views(flat), dropout, rng)
-        self.comm.Allreduce(self.MPI.IN_PLACE, flat, op=self.MPI.SUM)
+        self._together(self.comm.Allreduce, self.MPI.IN_PLACE, flat, op=self.MPI.SUM)
         return summed(layout.views(flat), params)
 
     def streams_nll(self, params, cfg: ModelConfig, x, y, mask, seq_len: int = 128, key=None) -> float:
@@ -91,7 +102,7 @@ class MpiTeam(Gradients):
         if self.rank < len(parts):
             start, stop = parts[self.rank]
             mine = streams_nll(params, cfg, x[start:stop], y[start:stop], mask[start:stop], seq_len)
-        return float(self.comm.allreduce(mine, op=self.MPI.SUM))
+        return float(self._together(self.comm.allreduce, mine, op=self.MPI.SUM))
 
     def align(self, *dicts: dict[str, np.ndarray]) -> None:
         """Make every rank's arrays (parameters, optimizer state) rank 0's, in place.
@@ -103,9 +114,9 @@ class MpiTeam(Gradients):
         for arrays in dicts:
             for name in sorted(arrays):
                 if arrays[name].ndim:
-                    self.comm.Bcast(arrays[name], root=0)
+                    self._together(self.comm.Bcast, arrays[name], root=0)
                 else:
-                    arrays[name][...] = self.comm.bcast(arrays[name].item() if self.is_root else None, root=0)
+                    arrays[name][...] = self._together(self.comm.bcast, arrays[name].item() if self.is_root else None, root=0)
 
     def broadcast_run(self, make_run):
         """Rank 0 calls ``make_run()`` (reading files); every rank returns the same run.

@@ -131,8 +131,38 @@ def test_a_rank_that_dies_ends_the_job(tmp_path):
     os.kill(max(ranks), signal.SIGKILL)
     proc.wait(timeout=30)  # no hang
     assert proc.returncode != 0
-    assert "signal 9" in proc.stdout.read().decode()  # the launcher says which rank died and how
+    said = proc.stdout.read().decode()
+    # Whoever notices first says it: the launcher (which rank died, and how), or rank 0 (its Allreduce failed).
+    assert "signal 9" in said or "charrnn: error: another MPI rank stopped" in said, said
     checkpoint.load(str(out))  # the last save is intact
+
+
+@needs_mpi
+def test_a_collective_that_fails_is_one_line_and_keeps_the_last_good_state(tmp_path):
+    """What rank 0 does when another rank dies mid-step and MPI reports it before the launcher does."""
+    out = tmp_path / "m.npz"
+    script = tmp_path / "broken.py"
+    script.write_text(
+        "import sys\n"
+        "from mpi4py import MPI\n"
+        "from charrnn import mpi\n"
+        "from charrnn.cli import main\n"
+        "class Broken:  # COMM_WORLD whose reduction fails, as it does when a peer has died\n"
+        "    def __getattr__(self, name):\n"
+        "        return getattr(MPI.COMM_WORLD, name)\n"
+        "    def Allreduce(self, *args, **kwargs):\n"
+        "        raise MPI.Exception(MPI.ERR_OTHER)\n"
+        "mpi.join().comm = Broken()\n"
+        "sys.argv = ['charrnn', *sys.argv[1:]]\n"
+        "main()\n")
+    r = subprocess.run([MPIEXEC, "-n", "1", sys.executable, str(script), "train", str(PANTRY), *OPTS,
+                        "--steps", "5", "-q", "-o", str(out)], capture_output=True, text=True, timeout=60,
+                       env=_without_launcher_env())
+    assert r.returncode == 1
+    line = one_line_error(r.stderr)
+    assert line.startswith("charrnn: error: another MPI rank stopped, so the job cannot go on (MPI: ")
+    assert f"saved the last good state (step 0) to {out}" in line
+    assert checkpoint.load(str(out)).step == 0
 
 
 def _is_rank(pid, out):
