@@ -35,6 +35,13 @@ class Job:
     tail: str = ""  # the last characters, for stop strings
     first: int | None = None  # a start character drawn before the first step (no prime, no newline)
     details: bool = False  # whether its caller wants the model's five likeliest characters at each step
+    ahead: list = field(default_factory=list, repr=False)  # uniforms drawn from rng ahead of use, next one last
+
+    def uniform(self) -> float:
+        """The next uniform of ``rng`` (drawn 64 at a time: the same values as one ``rng.random()`` each)."""
+        if not self.ahead:
+            self.ahead = self.rng.random(64).tolist()[::-1]
+        return self.ahead.pop()
 
 
 def distributions(logits: np.ndarray, temp: np.ndarray, top_k: np.ndarray, top_p: np.ndarray) -> np.ndarray:
@@ -98,17 +105,19 @@ class Batch:
             self.logits, np.array([d.temp for d in dec], dtype=np.float64),
             np.array([d.top_k or 0 for d in dec]), np.array([1.0 if d.top_p is None else d.top_p for d in dec]))
         cdf = np.cumsum(p, axis=1)
-        u = np.array([j.rng.random() if j.first is None else 0.0 for j in jobs]) * cdf[:, -1]
+        u = np.array([j.uniform() if j.first is None else 0.0 for j in jobs]) * cdf[:, -1]
         ids = np.minimum((cdf <= u[:, None]).sum(axis=1), p.shape[1] - 1)  # one exact draw per row
-        events, going = [], np.ones(len(jobs), dtype=bool)
         for row, job in enumerate(jobs):
             if job.first is not None:  # a prime-less, newline-less model starts from a random character
                 ids[row], job.first = job.first, None
-            ch = chars[ids[row]]
+        chosen = model[np.arange(len(jobs)), ids].tolist()  # (K,) the model's probability of each drawn character
+        events, going = [], []
+        for job, i, p_i, probs in zip(jobs, ids.tolist(), chosen, model):
+            ch = chars[i]
             done = self._advance(job, ch)
-            going[row] = not done
-            events.append((job, ch, float(model[row, ids[row]]), model[row], done))
-        self._keep(going)
+            going.append(not done)
+            events.append((job, ch, p_i, probs, done))
+        self._keep(np.array(going, dtype=bool))
         if self.jobs:
             out, self.state = network.step(self.ck.params, self.ck.model_config, ids[going], self.state)
             self.logits = out.astype(np.float64)

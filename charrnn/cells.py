@@ -283,11 +283,17 @@ def gru_backward(W_aa, cache, dhs, trace=None):
 def gru_step(W_aa, xp, h):
     """One GRU step: xp (B, 3H) with the bias added, h (B, H) -> (h, h)."""
     H = h.shape[1]
-    a = h @ W_aa
-    ru = _sigmoid(xp[:, : 2 * H] + a[:, : 2 * H])
-    n = np.tanh(xp[:, 2 * H :] + ru[:, :H] * a[:, 2 * H :])
-    u = ru[:, H:]
-    h_new = n + u * (h - n)
+    a = h @ W_aa  # (B, 3H), fresh: the gates are computed in it, in place
+    ru = a[:, : 2 * H]
+    ru += xp[:, : 2 * H]
+    _sigmoid(ru, out=ru)
+    n = a[:, 2 * H :]
+    n *= ru[:, :H]
+    n += xp[:, 2 * H :]
+    np.tanh(n, out=n)
+    h_new = h - n
+    h_new *= ru[:, H:]
+    h_new += n  # n + u * (h - n)
     return h_new, h_new
 
 

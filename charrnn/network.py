@@ -301,7 +301,9 @@ def step(params, cfg: ModelConfig, ids, state):
     new = np.empty_like(state)
     h = None
     for k in range(cfg.layers):
-        xp = params["W_ax.0"][ids] if k == 0 else h @ params[f"W_ax.{k}"]
-        xp = xp + params[f"b_a.{k}"]
+        xp = params["W_ax.0"][ids] if k == 0 else h @ params[f"W_ax.{k}"]  # (B, G*H), fresh
+        xp += params[f"b_a.{k}"]
         h, new[k] = cell.step(params[f"W_aa.{k}"], xp, state[k])
-    return h @ params["W_ya"] + params["b_y"], new
+    logits = h @ params["W_ya"]
+    logits += params["b_y"]
+    return logits, new
