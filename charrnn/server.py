@@ -12,7 +12,10 @@ a wrong type, an unknown field), 404 (no such model or route), 405, 408 (a
 body that trickles in too slowly), 413 (a body over the limit), 422 (a value
 out of range, a character outside the vocabulary with "unknown": "error").
 Generations of one model run batched in its engine (charrnn.engine); probs
-and score run in worker threads, so requests are served concurrently.
+and score run in worker threads, as many at a time as the process has cores
+(more would not finish sooner, and each holds its own arrays: with one
+thread per waiting request the server's memory would rise and fall with the
+number of requests in flight).
 """
 from __future__ import annotations
 
@@ -24,8 +27,9 @@ import os
 from dataclasses import dataclass
 from importlib import resources
 
+import anyio.to_thread
+from anyio import CapacityLimiter
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, StreamingResponse
@@ -107,6 +111,12 @@ class Service:
     def __init__(self, models: dict, limits: Limits | None = None):
         self.models, self.limits = models, limits or Limits()
         self.engines = {name: Engine(m) for name, m in models.items()}
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        self.limiter = CapacityLimiter(cores)  # probs and score requests computing at once
+
+    async def compute(self, fn, *args):
+        """``fn(*args)`` in a worker thread, once one of the limiter's places is free."""
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
 
     def model(self, name: str | None):
         """(name, Model): the one named, or the only one; 404 otherwise."""
@@ -240,7 +250,7 @@ class Api:
         check(1 <= f["k"] <= len(m.vocab), f"k must be between 1 and {len(m.vocab)}, not {f['k']}")
         text, unknown = _fitted(m, f["text"], f["unknown"])
         check(len(text) >= 1, "no character of the text is in the model's vocabulary")
-        rows = await run_in_threadpool(m.probs, text, f["k"])
+        rows = await self.service.compute(m.probs, text, f["k"])
         return JSONResponse({"model": name, "text": text, "unknown": unknown, "predictions": [
             {"index": r.index, "char": r.char, "entropy_bits": r.entropy_bits,
              "next": [{"char": c, "p": p} for c, p in r.next]} for r in rows]})
@@ -252,8 +262,8 @@ class Api:
               f"text must have at most {self.service.limits.max_text:,} characters")
         text, unknown = _fitted(m, f["text"], f["unknown"])
         try:
-            result = await run_in_threadpool(m.score, text)
-            per = await run_in_threadpool(m.per_char, text) if f["per_char"] else None
+            result = await self.service.compute(m.score, text)
+            per = await self.service.compute(m.per_char, text) if f["per_char"] else None
         except CharRNNError as e:
             raise Problem(422, str(e)) from None
         out = {"model": name, **result.to_dict(), "unknown_chars": sum(unknown.values()), "unknown": unknown}

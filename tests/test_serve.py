@@ -233,3 +233,47 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_text(in_thread, h
     assert max(seen_batch) > 1  # several requests shared the batch
     for seed, text in results.items():  # and none changed another's text
         assert text == m.sample_batch(1, n=300, seed=seed, temp=1.5)[0]
+
+
+def test_probs_and_score_compute_as_many_at_a_time_as_there_are_cores(home_model):
+    """More at once would not finish sooner on these cores, and each in flight holds its own arrays."""
+    import uvicorn
+
+    m = charrnn.load(home_model)
+    running, most, lock = [0], [0], threading.Lock()
+    score = m.score
+
+    def slow_score(text):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.2)
+        with lock:
+            running[0] -= 1
+        return score(text)
+
+    m.score = slow_score
+    sock = socket.create_server(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app({"home": m}), log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    statuses = []
+
+    def ask():
+        conn = http.client.HTTPConnection("127.0.0.1", sock.getsockname()[1], timeout=60)
+        conn.request("POST", "/v1/score", json.dumps({"text": "HOME"}))
+        statuses.append(conn.getresponse().status)
+
+    try:
+        askers = [threading.Thread(target=ask) for _ in range(8)]
+        for t in askers:
+            t.start()
+        for t in askers:
+            t.join()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert statuses == [200] * 8
+    assert most[0] == min(8, len(os.sched_getaffinity(0)))
