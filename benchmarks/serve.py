@@ -31,9 +31,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 PANTRY = os.path.join(ROOT, "corpora", "pantry.txt")
+ROUNDS = 7  # alternating rounds of K=1 and K=64
 
 
-def batched_sampling(model_path: str, rounds: int = 7) -> tuple[float, float, float]:
+def batched_sampling(model_path: str, rounds: int = ROUNDS) -> tuple[float, float, float]:
     """(chars/s at K=1, chars/s at K=64, median ratio), 200 characters per sample.
 
     K=1 and K=64 alternate, ``rounds`` times each, so that both sides of each
@@ -125,7 +126,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "charrnn", "train", PANTRY, "--steps", "30", "--hidden", str(args.hidden),
                         "-o", model, "-q"], check=True)
     one, many, ratio = batched_sampling(model)
-    print(f"batched sampling, H={args.hidden}, 200 characters each, median of 7 alternating rounds: K=1 {one:,.0f} "
+    print(f"batched sampling, H={args.hidden}, 200 characters each, median of {ROUNDS} alternating rounds: K=1 {one:,.0f} "
           f"chars/s, K=64 {many:,.0f} chars/s: {ratio:.1f}x", flush=True)
     proc = subprocess.Popen([sys.executable, "-m", "charrnn", "serve", model, "--port", "0"], stderr=subprocess.PIPE,
                             text=True)

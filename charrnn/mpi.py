@@ -116,7 +116,7 @@ class MpiTeam(Gradients):
                 if arrays[name].ndim:
                     self._together(self.comm.Bcast, arrays[name], root=0)
                 else:
-                    arrays[name][...] = self._together(self.comm.bcast, arrays[name].item() if self.is_root else None, root=0)
+                    arrays[name][...] = self.agree(arrays[name].item())
 
     def broadcast_run(self, make_run):
         """Rank 0 calls ``make_run()`` (reading files); every rank returns the same run.

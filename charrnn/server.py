@@ -40,6 +40,7 @@ from charrnn.engine import Engine
 from charrnn.errors import CharRNNError
 from charrnn.numerics import TINY
 from charrnn.sample import Decoding, Stops
+from charrnn.workers import available_cores
 
 API_VERSION = "v1"
 
@@ -111,8 +112,7 @@ class Service:
     def __init__(self, models: dict, limits: Limits | None = None):
         self.models, self.limits = models, limits or Limits()
         self.engines = {name: Engine(m) for name, m in models.items()}
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        self.limiter = CapacityLimiter(cores)  # probs and score requests computing at once
+        self.limiter = CapacityLimiter(available_cores())  # probs and score requests computing at once
 
     async def compute(self, fn, *args):
         """``fn(*args)`` in a worker thread, once one of the limiter's places is free."""

@@ -1,4 +1,5 @@
 """charrnn serve: the JSON API over a real socket, its errors, streams, limits, batching and shutdown."""
+import contextlib
 import http.client
 import json
 import os
@@ -16,6 +17,7 @@ pytest.importorskip("uvicorn", reason="the serve extra is not installed: pip ins
 
 import charrnn  # noqa: E402
 from charrnn.server import Limits, create_app  # noqa: E402
+from charrnn.workers import available_cores  # noqa: E402
 
 
 class Served:
@@ -180,21 +182,30 @@ def test_train_sample_and_import_charrnn_never_import_the_server(tmp_path, home_
 # ---------------------------------------------------------------- in this process: the engine's batching
 
 
-@pytest.fixture
-def in_thread(home_model):
-    """The app on a uvicorn server in a thread of this process, so that the test can look at its engine."""
+@contextlib.contextmanager
+def uvicorn_in_thread(app):
+    """``app`` on a uvicorn server in a thread of this process; yields its port."""
     import uvicorn
 
-    app = create_app({"home": charrnn.load(home_model)}, Limits(max_length=2000))
     sock = socket.create_server(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     while not server.started:
         time.sleep(0.01)
-    yield sock.getsockname()[1], app.state.service.engines["home"]
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def in_thread(home_model):
+    """The app served in a thread of this process, so that the test can look at its engine."""
+    app = create_app({"home": charrnn.load(home_model)}, Limits(max_length=2000))
+    with uvicorn_in_thread(app) as port:
+        yield port, app.state.service.engines["home"]
 
 
 def test_a_client_that_goes_away_mid_stream_stops_its_generation(in_thread):
@@ -237,8 +248,6 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_text(in_thread, h
 
 def test_probs_and_score_compute_as_many_at_a_time_as_there_are_cores(home_model):
     """More at once would not finish sooner on these cores, and each in flight holds its own arrays."""
-    import uvicorn
-
     m = charrnn.load(home_model)
     running, most, lock = [0], [0], threading.Lock()
     score = m.score
@@ -253,27 +262,17 @@ def test_probs_and_score_compute_as_many_at_a_time_as_there_are_cores(home_model
         return score(text)
 
     m.score = slow_score
-    sock = socket.create_server(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app({"home": m}), log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
     statuses = []
+    with uvicorn_in_thread(create_app({"home": m})) as port:
+        def ask():
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            conn.request("POST", "/v1/score", json.dumps({"text": "HOME"}))
+            statuses.append(conn.getresponse().status)
 
-    def ask():
-        conn = http.client.HTTPConnection("127.0.0.1", sock.getsockname()[1], timeout=60)
-        conn.request("POST", "/v1/score", json.dumps({"text": "HOME"}))
-        statuses.append(conn.getresponse().status)
-
-    try:
         askers = [threading.Thread(target=ask) for _ in range(8)]
         for t in askers:
             t.start()
         for t in askers:
             t.join()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
     assert statuses == [200] * 8
-    assert most[0] == min(8, len(os.sched_getaffinity(0)))
+    assert most[0] == min(8, available_cores())
