@@ -10,7 +10,6 @@ requests to a running batch this way).
 """
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,18 +29,15 @@ class Job:
     stops: Stops = field(default_factory=Stops)
     rng: np.random.Generator = field(default_factory=np.random.default_rng)
     key: object = None  # the caller's name for it
-    n: int = 0  # characters drawn so far
     lines: int = 0  # newlines drawn so far
     tail: str = ""  # the last characters, for stop strings
     first: int | None = None  # a start character drawn before the first step (no prime, no newline)
     details: bool = False  # whether its caller wants the model's five likeliest characters at each step
-    ahead: list = field(default_factory=list, repr=False)  # uniforms drawn from rng ahead of use, next one last
 
-    def uniform(self) -> float:
-        """The next uniform of ``rng`` (drawn 64 at a time: the same values as one ``rng.random()`` each)."""
-        if not self.ahead:
-            self.ahead = self.rng.random(64).tolist()[::-1]
-        return self.ahead.pop()
+    @property
+    def watches_text(self) -> bool:
+        """Whether its stops look at the characters drawn (lines, strings), not only at their number."""
+        return self.stops.lines is not None or bool(self.stops.strings)
 
 
 def distributions(logits: np.ndarray, temp: np.ndarray, top_k: np.ndarray, top_p: np.ndarray) -> np.ndarray:
@@ -69,6 +65,10 @@ def distributions(logits: np.ndarray, temp: np.ndarray, top_k: np.ndarray, top_p
     return p
 
 
+AHEAD = 64  # uniforms drawn from each job's Generator at a time (the same values as one rng.random() each)
+PRIMED = 32  # primes whose state a batch keeps, so jobs with the same prime read it once
+
+
 class Batch:
     """Samples from one model, drawn together; see the module's docstring."""
 
@@ -77,6 +77,13 @@ class Batch:
         self.jobs: list[Job] = []
         self.logits = np.zeros((0, ck.vocab.size))  # (K, V) for each job's next character
         self.state = network.zero_state(ck.model_config, 0)  # (L, K, S)
+        self.count = np.zeros(0, dtype=np.int64)  # (K,) characters drawn by each job
+        self.limit = np.zeros(0, dtype=np.float64)  # (K,) its length stop, inf for none
+        self.ahead = np.zeros((0, AHEAD))  # (K, AHEAD) its next uniforms
+        self.used = np.zeros(0, dtype=np.int64)  # (K,) how many of its row of ahead are used
+        self.plain = np.zeros(0, dtype=bool)  # (K,) it draws from the model's softmax as is
+        self.watching = np.zeros(0, dtype=bool)  # (K,) its stops look at the characters (Job.watches_text)
+        self.primed: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # prime -> (logits (V,), state (L, 1, S))
 
     def __len__(self) -> int:
         return len(self.jobs)
@@ -84,49 +91,75 @@ class Batch:
     def add(self, job: Job) -> None:
         """Read ``job``'s prime and put it in the batch (raises CharRNNError for an unknown character)."""
         job.decoding.check()
-        logits, state, job.first = start(self.ck, job.prime, job.rng)
+        if job.prime in self.primed:
+            logits, state = self.primed[job.prime]
+        else:
+            logits, state, job.first = start(self.ck, job.prime, job.rng)
+            if job.first is None:  # a read prime, the same for any job
+                if len(self.primed) >= PRIMED:
+                    del self.primed[next(iter(self.primed))]
+                self.primed[job.prime] = logits, state
         self.jobs.append(job)
         self.logits = np.concatenate([self.logits, logits[None]])
         self.state = np.concatenate([self.state, state], axis=1)
+        self.count = np.append(self.count, 0)
+        self.limit = np.append(self.limit, np.inf if job.stops.length is None else job.stops.length)
+        self.ahead = np.concatenate([self.ahead, job.rng.random(AHEAD)[None]])
+        self.used = np.append(self.used, 0)
+        d = job.decoding
+        self.plain = np.append(self.plain, d.temp == 1 and d.top_k is None and d.top_p is None)
+        self.watching = np.append(self.watching, job.watches_text)
 
     def remove(self, keys) -> None:
         """Drop the jobs whose key is in ``keys`` (their callers went away)."""
         self._keep(np.array([j.key not in keys for j in self.jobs], dtype=bool))
 
+    def draw(self) -> tuple[list[Job], np.ndarray, np.ndarray, np.ndarray]:
+        """The next character of every job: (jobs, ids (K,), model probs (K, V), finished (K,)).
+
+        The finished jobs leave the batch; the others advance one network step.
+        """
+        jobs, K = self.jobs, len(self.jobs)
+        model = softmax(self.logits)  # (K, V) the model's own distributions, temperature 1
+        dec = [] if self.plain.all() else [j.decoding for j in jobs]
+        p = model if not dec else distributions(
+            self.logits, np.array([d.temp for d in dec], dtype=np.float64),
+            np.array([d.top_k or 0 for d in dec]), np.array([1.0 if d.top_p is None else d.top_p for d in dec]))
+        cdf = np.cumsum(p, axis=1)
+        starting = [row for row, j in enumerate(jobs) if j.first is not None]
+        u = self.ahead[np.arange(K), self.used] * cdf[:, -1]
+        ids = np.minimum((cdf <= u[:, None]).sum(axis=1), p.shape[1] - 1)  # one exact draw per row
+        self.used += 1
+        for row in starting:  # a prime-less, newline-less model starts from a random character, no uniform used
+            ids[row], jobs[row].first = jobs[row].first, None
+            self.used[row] -= 1
+        for row in np.flatnonzero(self.used == AHEAD):
+            self.ahead[row], self.used[row] = jobs[row].rng.random(AHEAD), 0
+        self.count += 1
+        done = self.count >= self.limit
+        chars = self.ck.vocab.chars
+        for row in np.flatnonzero(self.watching & ~done):
+            done[row] = self._watch(jobs[row], chars[ids[row]])
+        going = ~done
+        self._keep(going)
+        if self.jobs:
+            out, self.state = network.step(self.ck.params, self.ck.model_config, ids[going], self.state)
+            self.logits = out.astype(np.float64)
+        return jobs, ids, model, done
+
     def step(self) -> list[tuple[Job, str, float, np.ndarray, bool]]:
         """The next character of every job: (job, char, p, model probs (V,), finished) each; finished jobs leave."""
         if not self.jobs:
             return []
-        jobs, chars = self.jobs, self.ck.vocab.chars
-        model = softmax(self.logits)  # (K, V) the model's own distributions, temperature 1
-        dec = [j.decoding for j in jobs]
-        plain = all(d.temp == 1 and d.top_k is None and d.top_p is None for d in dec)
-        p = model if plain else distributions(
-            self.logits, np.array([d.temp for d in dec], dtype=np.float64),
-            np.array([d.top_k or 0 for d in dec]), np.array([1.0 if d.top_p is None else d.top_p for d in dec]))
-        cdf = np.cumsum(p, axis=1)
-        u = np.array([j.uniform() if j.first is None else 0.0 for j in jobs]) * cdf[:, -1]
-        ids = np.minimum((cdf <= u[:, None]).sum(axis=1), p.shape[1] - 1)  # one exact draw per row
-        for row, job in enumerate(jobs):
-            if job.first is not None:  # a prime-less, newline-less model starts from a random character
-                ids[row], job.first = job.first, None
+        jobs, ids, model, done = self.draw()
         chosen = model[np.arange(len(jobs)), ids].tolist()  # (K,) the model's probability of each drawn character
-        events, going = [], []
-        for job, i, p_i, probs in zip(jobs, ids.tolist(), chosen, model):
-            ch = chars[i]
-            done = self._advance(job, ch)
-            going.append(not done)
-            events.append((job, ch, p_i, probs, done))
-        self._keep(np.array(going, dtype=bool))
-        if self.jobs:
-            out, self.state = network.step(self.ck.params, self.ck.model_config, ids[going], self.state)
-            self.logits = out.astype(np.float64)
-        return events
+        chars = self.ck.vocab.chars
+        return [(job, chars[i], p_i, probs, d) for job, i, p_i, probs, d in zip(jobs, ids.tolist(), chosen, model,
+                                                                             done.tolist())]
 
     @staticmethod
-    def _advance(job: Job, ch: str) -> bool:
-        """Count ``ch`` into ``job``; whether that ends it."""
-        job.n += 1
+    def _watch(job: Job, ch: str) -> bool:
+        """Count ``ch`` into ``job``'s line and string stops; whether that ends it."""
         stops = job.stops
         if stops.lines is not None and ch == "\n":
             job.lines += 1
@@ -136,18 +169,27 @@ class Batch:
             job.tail = (job.tail + ch)[-max(len(s) for s in stops.strings):]
             if any(job.tail.endswith(s) for s in stops.strings):
                 return True
-        return stops.length is not None and job.n >= stops.length
+        return False
 
     def _keep(self, rows: np.ndarray) -> None:
         if rows.all():
             return
         self.jobs = [j for j, k in zip(self.jobs, rows) if k]
         self.logits, self.state = self.logits[rows], self.state[:, rows]
+        for name in ("count", "limit", "ahead", "used", "plain", "watching"):  # the per-job rows
+            setattr(self, name, getattr(self, name)[rows])
 
 
 def spawn_rngs(seed, k: int) -> list[np.random.Generator]:
     """``k`` independent Generators from one seed (an int, or None for fresh entropy): sample i's own."""
     return [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(seed).spawn(k)]
+
+
+def _filled(ck: Checkpoint, k: int, prime: str, decoding: Decoding, stops: Stops, seed) -> Batch:
+    batch = Batch(ck)
+    for i, rng in enumerate(spawn_rngs(seed, k)):
+        batch.add(Job(prime, decoding, stops, rng, key=i))
+    return batch
 
 
 def sample_many(ck: Checkpoint, k: int, prime: str, decoding: Decoding, stops: Stops, seed=None):
@@ -156,11 +198,27 @@ def sample_many(ck: Checkpoint, k: int, prime: str, decoding: Decoding, stops: S
     Sample i draws from its own Generator, spawned from ``seed`` (an int, or
     None for fresh entropy), so the same seed gives the same samples.
     """
-    batch = Batch(ck)
-    for i, rng in enumerate(spawn_rngs(seed, k)):
-        batch.add(Job(prime, decoding, stops, rng, key=i))
-    for _ in itertools.count():
-        if not batch:
-            return
+    batch = _filled(ck, k, prime, decoding, stops, seed)
+    while batch:
         for job, ch, p, probs, done in batch.step():
             yield job.key, ch, p, probs, done
+
+
+def sample_texts(ck: Checkpoint, k: int, prime: str, decoding: Decoding, stops: Stops, seed=None) -> list[str]:
+    """The ``k`` samples of :func:`sample_many` (the same seed, the same texts) as strings, sample i at i.
+
+    It keeps each step's ids as arrays and decodes them once at the end.
+    """
+    batch = _filled(ck, k, prime, decoding, stops, seed)
+    rows, ids = [], []  # per step: (K,) sample indices, (K,) drawn ids
+    while batch:
+        jobs, drawn, _, _ = batch.draw()
+        rows.append(np.array([j.key for j in jobs]))
+        ids.append(drawn)
+    if not rows:
+        return [""] * k
+    rows_all, ids_all = np.concatenate(rows), np.concatenate(ids)
+    order = np.argsort(rows_all, kind="stable")  # by sample, each in drawing order
+    ends = np.cumsum(np.bincount(rows_all, minlength=k))
+    text = ck.vocab.decode(ids_all[order])
+    return [text[a:b] for a, b in zip(np.concatenate([[0], ends[:-1]]), ends)]

@@ -281,20 +281,25 @@ def gru_backward(W_aa, cache, dhs, trace=None):
 
 
 def gru_step(W_aa, xp, h):
-    """One GRU step: xp (B, 3H) with the bias added, h (B, H) -> (h, h)."""
+    """One GRU step: xp (B, 3H) with the bias added, h (B, H) -> (h, h).
+
+    On the transposes (3H, B) each gate is one contiguous block of rows, so the
+    gates' element-wise work runs over contiguous memory (faster for large B).
+    """
     H = h.shape[1]
-    a = h @ W_aa  # (B, 3H), fresh: the gates are computed in it, in place
-    ru = a[:, : 2 * H]
-    ru += xp[:, : 2 * H]
+    a = W_aa.T @ h.T  # (3H, B), fresh: the gates are computed in it, in place
+    xt = xp.T  # (3H, B)
+    ru = a[: 2 * H]
+    ru += xt[: 2 * H]
     _sigmoid(ru, out=ru)
-    n = a[:, 2 * H :]
-    n *= ru[:, :H]
-    n += xp[:, 2 * H :]
+    n = a[2 * H :]
+    n *= ru[:H]
+    n += xt[2 * H :]
     np.tanh(n, out=n)
-    h_new = h - n
-    h_new *= ru[:, H:]
-    h_new += n  # n + u * (h - n)
-    return h_new, h_new
+    h_new = h.T - n
+    h_new *= ru[H:]
+    h_new += n  # n + u * (h - n), (H, B)
+    return h_new.T, h_new.T
 
 
 class Cell(NamedTuple):

@@ -21,7 +21,7 @@ from charrnn import checkpoint, network
 from charrnn.checkpoint import Checkpoint
 from charrnn.errors import CharRNNError
 from charrnn.numerics import LN2, make_rng, top_k
-from charrnn.batch_sampling import Batch, sample_many
+from charrnn.batch_sampling import Batch, sample_many, sample_texts
 from charrnn.sample import Decoding, Stops, beam_search, generate_scored
 from charrnn.score import Score, entropy_bits, eval_report, next_char_probs, scoring_batches
 from charrnn.score import per_char as per_char_nats
@@ -177,6 +177,16 @@ class Model:
         :meth:`stream`). The same ``seed`` gives the same samples; they need not
         equal :meth:`sample`'s, one at a time.
         """
+        return sample_many(self._use, k, prime, *self._batch_args(k, n, temp, top_k, top_p, stop, lines, seed))
+
+    def sample_batch(self, k: int, n: int | None = 500, temp: float = 1.0, prime: str = "", top_k: int | None = None,
+                     top_p: float | None = None, stop: str | Sequence[str] | None = None, lines: int | None = None,
+                     seed: int | np.random.Generator | None = None) -> list[str]:
+        """``k`` samples drawn as one batch (see :meth:`stream_batch`), as strings in order."""
+        return sample_texts(self._use, k, prime, *self._batch_args(k, n, temp, top_k, top_p, stop, lines, seed))
+
+    def _batch_args(self, k, n, temp, top_k, top_p, stop, lines, seed) -> tuple[Decoding, Stops, int | None]:
+        """(decoding, stops, seed) of a batch of ``k``, checked."""
         if k < 1:
             raise CharRNNError(f"k must be at least 1, not {k}")
         stops = self._stops(n, stop, lines)
@@ -185,16 +195,7 @@ class Model:
         if isinstance(seed, np.random.Generator):
             seed = int(seed.integers(2**63))
         make_rng(seed)  # the same check of the seed as everywhere
-        return sample_many(self._use, k, prime, Decoding(temp, top_k, top_p), stops, seed)
-
-    def sample_batch(self, k: int, n: int | None = 500, temp: float = 1.0, prime: str = "", top_k: int | None = None,
-                     top_p: float | None = None, stop: str | Sequence[str] | None = None, lines: int | None = None,
-                     seed: int | np.random.Generator | None = None) -> list[str]:
-        """``k`` samples drawn as one batch (see :meth:`stream_batch`), as strings in order."""
-        texts = [[] for _ in range(k)]
-        for i, ch, _, _, _ in self.stream_batch(k, n, temp, prime, top_k, top_p, stop, lines, seed):
-            texts[i].append(ch)
-        return ["".join(t) for t in texts]
+        return Decoding(temp, top_k, top_p), stops, seed
 
     def stream(self, n: int | None = 500, temp: float = 1.0, prime: str = "", top_k: int | None = None,
                top_p: float | None = None, stop: str | Sequence[str] | None = None, lines: int | None = None,

@@ -317,3 +317,26 @@ def test_a_job_the_engine_cannot_start_ends_alone_and_the_engine_keeps_serving(h
         assert engine.thread.is_alive() and "".join(e.char for e in events if e.sample == 1) and engine.chars == 5
     finally:
         engine.close()
+
+
+def test_batch_texts_are_the_streamed_characters_and_a_shared_prime_is_read_once(pantry_model):
+    import charrnn
+    from charrnn.batch_sampling import Batch, Job
+    from charrnn.sample import start
+
+    m = charrnn.load(pantry_model)
+    texts = m.sample_batch(6, n=40, seed=2, stop="\n", temp=0.8)
+    streamed = [""] * 6
+    for i, ch, _, _, _ in m.stream_batch(6, n=40, seed=2, stop="\n", temp=0.8):
+        streamed[i] += ch
+    assert texts == streamed and len({len(t) for t in texts}) > 1  # each ended at its own stop
+    ck = checkpoint.load(pantry_model)
+    batch = Batch(ck)
+    primes = ["1. ", "2. ", "1. "]
+    for key, prime in enumerate(primes):
+        batch.add(Job(prime, key=key))
+    assert sorted(batch.primed) == ["1. ", "2. "]
+    for row, prime in enumerate(primes):
+        logits, state, _ = start(ck, prime, np.random.default_rng(0))
+        np.testing.assert_array_equal(batch.logits[row], logits)
+        np.testing.assert_array_equal(batch.state[:, row], state[:, 0])
