@@ -276,3 +276,17 @@ def test_probs_and_score_compute_as_many_at_a_time_as_there_are_cores(home_model
             t.join()
     assert statuses == [200] * 8
     assert most[0] == min(8, available_cores())
+
+
+def test_the_servers_connections_send_without_waiting_for_acks():
+    """Accepted connections had Nagle's algorithm on (asyncio skips sockets whose proto is 0), so each
+    keep-alive response's body waited ~40 ms for the client's delayed ACK."""
+    from charrnn.cli.serve import listening_socket
+
+    with listening_socket("127.0.0.1", 0) as sock, socket.create_connection(sock.getsockname()[:2]) as client:
+        accepted, _ = sock.accept()
+        with accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    with pytest.raises(charrnn.CharRNNError, match="cannot listen on 127.0.0.1:.*choose another --port"):
+        with listening_socket("127.0.0.1", 0) as taken:
+            listening_socket("127.0.0.1", taken.getsockname()[1])
