@@ -6,9 +6,11 @@ Checks out REV into a temporary git worktree and, for each tree, runs
 `charrnn train CORPUS --steps S --hidden 384 --json` (the default GRU-384,
 dropout 0.2, two workers) alternately, RUNS times each, swapping which goes
 first each round (the first of a pair ran slower here), so both see the same
-machine load. Prints the median chars/s of each and their ratio, with and
-without the seconds of validation (this tree also validates the running
-average); then
+machine load. This tree runs with `--average 0`: REV keeps no running
+average, so both then do the same work (the same steps, the same validation
+passes), and the ratio is the cost of reading the corpus through the cache.
+Prints the median chars/s of each and their ratio, with and without the
+seconds of validation; then
 trains both for 30 steps with --workers 1 and compares the last step's
 weights byte for byte. Default REV is the last commit before corpora were
 streamed through a cache (a checkpoint there has format 1; its weights are
@@ -64,14 +66,18 @@ def main() -> None:
             pair = [("this tree", ROOT), (args.rev, old)]
             for i in range(args.runs):
                 for name, tree in pair if i % 2 == 0 else pair[::-1]:  # ABBA: neither tree always runs first
+                    same_work = ["--average", "0"] if tree == ROOT else []
                     m = train(tree, corpus, os.path.join(tmp, "speed.npz"), "--steps", str(args.steps),
-                              "--hidden", "384")
+                              "--hidden", "384", *same_work)
                     rates[name].append(m["chars_per_sec"])
                     chars = m["chars_per_sec"] * m["seconds"]
                     training[name].append(chars / (m["seconds"] - m["val_seconds"]))
             new, before = (statistics.median(rates[k]) for k in rates)
-            print(f"train GRU-384, {args.steps} steps, default workers, median of {args.runs}: "
+            print(f"train GRU-384, {args.steps} steps, default workers, no average, median of {args.runs}: "
                   f"this tree {new:,.0f} chars/s, {args.rev} {before:,.0f} chars/s, ratio {new / before:.3f}")
+            pairs = sorted(a / b for a, b in zip(rates["this tree"], rates[args.rev]))
+            print(f"ratio of each round's pair: median {statistics.median(pairs):.3f}, "
+                  f"from {pairs[0]:.3f} to {pairs[-1]:.3f}")
             new, before = (statistics.median(training[k]) for k in training)
             print(f"the same runs without their validation passes: this tree {new:,.0f} chars/s, "
                   f"{args.rev} {before:,.0f} chars/s, ratio {new / before:.3f}")
