@@ -35,10 +35,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.routing import Route
 
+from charrnn.alloc import keep_freed_memory
 from charrnn.batch_sampling import Job, spawn_rngs
 from charrnn.engine import Engine
 from charrnn.errors import CharRNNError
 from charrnn.numerics import TINY
+from charrnn.reading import Reader
 from charrnn.sample import Decoding, Stops
 from charrnn.workers import available_cores
 
@@ -111,8 +113,10 @@ class Service:
 
     def __init__(self, models: dict, limits: Limits | None = None):
         self.models, self.limits = models, limits or Limits()
+        keep_freed_memory()  # each pass's arrays reuse the last one's pages instead of faulting in new ones
         self.engines = {name: Engine(m) for name, m in models.items()}
-        self.limiter = CapacityLimiter(available_cores())  # probs and score requests computing at once
+        self.readers = {name: Reader(m) for name, m in models.items()}  # probs and score, read together
+        self.limiter = CapacityLimiter(available_cores())  # per-character scores computing at once
 
     async def compute(self, fn, *args):
         """``fn(*args)`` in a worker thread, once one of the limiter's places is free."""
@@ -140,6 +144,8 @@ class Service:
     def close(self) -> None:
         for engine in self.engines.values():
             engine.close()
+        for reader in self.readers.values():
+            reader.close()
 
 
 async def read_json(request: Request, limits: Limits):
@@ -250,7 +256,7 @@ class Api:
         check(1 <= f["k"] <= len(m.vocab), f"k must be between 1 and {len(m.vocab)}, not {f['k']}")
         text, unknown = _fitted(m, f["text"], f["unknown"])
         check(len(text) >= 1, "no character of the text is in the model's vocabulary")
-        rows = await self.service.compute(m.probs, text, f["k"])
+        rows = await asyncio.wrap_future(self.service.readers[name].probs(text, f["k"]))
         return JSONResponse({"model": name, "text": text, "unknown": unknown, "predictions": [
             {"index": r.index, "char": r.char, "entropy_bits": r.entropy_bits,
              "next": [{"char": c, "p": p} for c, p in r.next]} for r in rows]})
@@ -262,7 +268,7 @@ class Api:
               f"text must have at most {self.service.limits.max_text:,} characters")
         text, unknown = _fitted(m, f["text"], f["unknown"])
         try:
-            result = await self.service.compute(m.score, text)
+            result = await asyncio.wrap_future(self.service.readers[name].score(text))
             per = await self.service.compute(m.per_char, text) if f["per_char"] else None
         except CharRNNError as e:
             raise Problem(422, str(e)) from None

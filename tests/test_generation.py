@@ -340,3 +340,25 @@ def test_batch_texts_are_the_streamed_characters_and_a_shared_prime_is_read_once
         logits, state, _ = start(ck, prime, np.random.default_rng(0))
         np.testing.assert_array_equal(batch.logits[row], logits)
         np.testing.assert_array_equal(batch.state[:, row], state[:, 0])
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_texts_read_together_get_what_each_gets_read_alone(tmp_path, cell):
+    """charrnn.reading: several texts as the streams of one pass, each from a zero state, padding after its end."""
+    import charrnn
+    from charrnn import reading
+    from charrnn.score import next_char_probs
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(open(CORPORA / "pantry.txt", encoding="utf-8").read()[:20000], encoding="utf-8")
+    charrnn.train(corpus, tmp_path / "m.npz", steps=3, hidden=24, cell=cell, layers=2, workers=1)
+    m = charrnn.load(tmp_path / "m.npz")
+    text = corpus.read_text(encoding="utf-8")
+    texts = [text[:2], text[100:700], text[50:307], text[3000:3256]]  # across and on chunk edges
+    ids = [m.checkpoint.vocab.encode(t) for t in texts]
+    params, cfg = m.weights(), m.checkpoint.model_config
+    for got, one in zip(reading.next_char_probs_many(params, cfg, ids), ids):
+        np.testing.assert_allclose(got, next_char_probs(params, cfg, one), rtol=1e-4, atol=1e-6)
+    nats = reading.nats_many(params, cfg, ids)
+    for t, n, one in zip(texts, nats, ids):
+        assert n / (len(one) - 1) == pytest.approx(m.score(t).nats_per_char, rel=1e-5)

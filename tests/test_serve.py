@@ -246,35 +246,65 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_text(in_thread, h
         assert text == m.sample_batch(1, n=300, seed=seed, temp=1.5)[0]
 
 
-def test_probs_and_score_compute_as_many_at_a_time_as_there_are_cores(home_model):
-    """More at once would not finish sooner on these cores, and each in flight holds its own arrays."""
-    m = charrnn.load(home_model)
-    running, most, lock = [0], [0], threading.Lock()
-    score = m.score
+def _at_once(port: int, bodies: list[dict], route: str = "/v1/score") -> list[tuple[int, dict]]:
+    """POST every body at the same time, each from its own thread: [(status, JSON)] in order."""
+    answers = [None] * len(bodies)
 
-    def slow_score(text):
+    def ask(i):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("POST", route, json.dumps(bodies[i]))
+        r = conn.getresponse()
+        answers[i] = (r.status, json.loads(r.read()))
+
+    askers = [threading.Thread(target=ask, args=(i,)) for i in range(len(bodies))]
+    for t in askers:
+        t.start()
+    for t in askers:
+        t.join()
+    return answers
+
+
+def _counting(fn, running, most, lock, pause=0.2):
+    """fn, which also counts how many calls run at once into most[0]."""
+    def counted(*args):
         with lock:
             running[0] += 1
             most[0] = max(most[0], running[0])
-        time.sleep(0.2)
+        time.sleep(pause)
         with lock:
             running[0] -= 1
-        return score(text)
+        return fn(*args)
+    return counted
 
-    m.score = slow_score
-    statuses = []
+
+def test_concurrent_scores_are_read_together_in_one_pass_at_a_time(home_model, monkeypatch):
+    """Each score read its text alone, a character at a time, so concurrent ones shared one core's worth
+    of Python; now those waiting are the streams of one pass."""
+    from charrnn import reading
+
+    m = charrnn.load(home_model)
+    running, most, lock, sizes = [0], [0], threading.Lock(), []
+    nats_many = reading.nats_many
+    monkeypatch.setattr(reading, "nats_many", _counting(lambda p, c, texts: sizes.append(len(texts))
+                                                        or nats_many(p, c, texts), running, most, lock))
+    texts = ["HOME" * (i + 1) for i in range(8)]
     with uvicorn_in_thread(create_app({"home": m})) as port:
-        def ask():
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            conn.request("POST", "/v1/score", json.dumps({"text": "HOME"}))
-            statuses.append(conn.getresponse().status)
+        answers = _at_once(port, [{"text": t} for t in texts])
+    assert [a[0] for a in answers] == [200] * 8
+    assert most[0] == 1 and sum(sizes) == 8 and max(sizes) > 1, sizes
+    for text, (_, got) in zip(texts, answers):
+        assert got["chars"] == len(text) - 1
+        assert got["nats_per_char"] == pytest.approx(m.score(text).nats_per_char, rel=1e-4, abs=1e-7)
 
-        askers = [threading.Thread(target=ask) for _ in range(8)]
-        for t in askers:
-            t.start()
-        for t in askers:
-            t.join()
-    assert statuses == [200] * 8
+
+def test_per_character_scores_compute_as_many_at_a_time_as_there_are_cores(home_model):
+    """More at once would not finish sooner on these cores, and each in flight holds its own arrays."""
+    m = charrnn.load(home_model)
+    running, most, lock = [0], [0], threading.Lock()
+    m.per_char = _counting(m.per_char, running, most, lock)
+    with uvicorn_in_thread(create_app({"home": m})) as port:
+        answers = _at_once(port, [{"text": "HOME", "per_char": True}] * 8)
+    assert [a[0] for a in answers] == [200] * 8 and all(len(a[1]["per_char"]) == 3 for a in answers)
     assert most[0] == min(8, available_cores())
 
 
