@@ -10,7 +10,9 @@ Generator, so a request's text never depends on what else is running.
 """
 from __future__ import annotations
 
+import asyncio
 import itertools
+import math
 import threading
 from dataclasses import dataclass
 from typing import Callable
@@ -18,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from charrnn.batch_sampling import Batch, Job
+from charrnn.numerics import TINY
 
 
 @dataclass
@@ -107,3 +110,19 @@ class Engine:
             if sink is not None:
                 five = [(chars[j], float(row[j])) for j in row_top] if job.details else []
                 sink(Drawn(job.key[1], ch, p, five, done))
+
+
+class Whole:
+    """A request's samples gathered in the engine's thread; the event loop hears once, when all have ended."""
+
+    def __init__(self, samples: int, loop: asyncio.AbstractEventLoop):
+        self.texts, self.nats, self.left = [[] for _ in range(samples)], [0.0] * samples, samples
+        self.loop, self.finished = loop, loop.create_future()
+
+    def take(self, d: Drawn) -> None:
+        """The engine's sink: count ``d`` into its sample."""
+        self.texts[d.sample].append(d.char)
+        self.nats[d.sample] -= math.log(max(d.p, TINY))  # (nats of each sample, as the model saw it)
+        self.left -= d.done
+        if not self.left:
+            self.loop.call_soon_threadsafe(lambda: self.finished.done() or self.finished.set_result(None))

@@ -11,18 +11,16 @@ Every error is JSON, {"error": "..."}, with its status: 400 (malformed JSON,
 a wrong type, an unknown field), 404 (no such model or route), 405, 408 (a
 body that trickles in too slowly), 413 (a body over the limit), 422 (a value
 out of range, a character outside the vocabulary with "unknown": "error").
-Generations of one model run batched in its engine (charrnn.engine); probs
-and score run in worker threads, as many at a time as the process has cores
-(more would not finish sooner, and each holds its own arrays: with one
-thread per waiting request the server's memory would rise and fall with the
-number of requests in flight).
+Generations of one model run batched in its engine (charrnn.engine), and its
+waiting probs and score texts are read together by its reader
+(charrnn.reading); per-character scores run in worker threads, at most as
+many at a time as the process has cores.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import math
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -37,9 +35,8 @@ from starlette.routing import Route
 
 from charrnn.alloc import keep_freed_memory
 from charrnn.batch_sampling import Job, spawn_rngs
-from charrnn.engine import Engine
+from charrnn.engine import Engine, Whole
 from charrnn.errors import CharRNNError
-from charrnn.numerics import TINY
 from charrnn.reading import Reader
 from charrnn.sample import Decoding, Stops
 from charrnn.workers import available_cores
@@ -230,23 +227,20 @@ class Api:
     async def generate(self, request):
         f = fields("generate", await read_json(request, self.service.limits))
         name, m, jobs = generation(self.service, f)
-        engine, queue, loop = self.service.engines[name], asyncio.Queue(), asyncio.get_running_loop()
-        request_id = engine.submit(jobs, lambda drawn: loop.call_soon_threadsafe(queue.put_nowait, drawn))
+        engine, loop = self.service.engines[name], asyncio.get_running_loop()
         if f["stream"]:
+            queue = asyncio.Queue()
+            request_id = engine.submit(jobs, lambda drawn: loop.call_soon_threadsafe(queue.put_nowait, drawn))
             return StreamingResponse(_stream(engine, request_id, queue, len(jobs), f["format"]),
                                      media_type="text/event-stream" if f["format"] == "sse" else "application/x-ndjson")
-        texts, nats = [[] for _ in jobs], [0.0] * len(jobs)
-        left = len(jobs)
+        whole = Whole(len(jobs), loop)
+        request_id = engine.submit(jobs, whole.take)
         try:
-            while left:
-                d = await queue.get()
-                texts[d.sample].append(d.char)
-                nats[d.sample] -= math.log(max(d.p, TINY))
-                left -= d.done
+            await whole.finished
         finally:
             engine.cancel(request_id)
         return JSONResponse({"model": name, "prime": f["prime"], "samples": [
-            {"text": "".join(t), "nats": n, "chars": len(t)} for t, n in zip(texts, nats)]})
+            {"text": "".join(t), "nats": n, "chars": len(t)} for t, n in zip(whole.texts, whole.nats)]})
 
     async def probs(self, request):
         f = fields("probs", await read_json(request, self.service.limits))

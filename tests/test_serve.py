@@ -2,6 +2,7 @@
 import contextlib
 import http.client
 import json
+import math
 import os
 import signal
 import socket
@@ -320,3 +321,28 @@ def test_the_servers_connections_send_without_waiting_for_acks():
     with pytest.raises(charrnn.CharRNNError, match="cannot listen on 127.0.0.1:.*choose another --port"):
         with listening_socket("127.0.0.1", 0) as taken:
             listening_socket("127.0.0.1", taken.getsockname()[1])
+
+
+def test_a_whole_generation_reaches_the_event_loop_once():
+    """The engine handed every character of a whole (not streamed) generation to the event loop, one wake-up each."""
+    import asyncio
+
+    from charrnn.engine import Drawn, Whole
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        calls = []
+        real = loop.call_soon_threadsafe
+        loop.call_soon_threadsafe = lambda *a: calls.append(a) or real(*a)
+        whole = Whole(2, loop)
+        events = [Drawn(0, "H", 0.5, [], False), Drawn(1, "O", 0.25, [], True), Drawn(0, "M", 1.0, [], True)]
+        thread = threading.Thread(target=lambda: [whole.take(d) for d in events])
+        thread.start()
+        await asyncio.wait_for(whole.finished, 5)
+        thread.join()
+        return whole, calls
+
+    whole, calls = asyncio.run(run())
+    assert len(calls) == 1
+    assert ["".join(t) for t in whole.texts] == ["HM", "O"]
+    assert whole.nats == pytest.approx([-math.log(0.5), -math.log(0.25)])
