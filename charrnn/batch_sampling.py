@@ -82,7 +82,13 @@ class Batch:
         self.ahead = np.zeros((0, AHEAD))  # (K, AHEAD) its next uniforms
         self.used = np.zeros(0, dtype=np.int64)  # (K,) how many of its row of ahead are used
         self.plain = np.zeros(0, dtype=bool)  # (K,) it draws from the model's softmax as is
+        self.temp = np.zeros(0)  # (K,) otherwise its decoding, as distributions() takes it: temperature,
+        self.top_k = np.zeros(0, dtype=np.int64)  # top-k (0 off)
+        self.top_p = np.zeros(0)  # and top-p (1 off)
         self.watching = np.zeros(0, dtype=bool)  # (K,) its stops look at the characters (Job.watches_text)
+        self.starting = np.zeros(0, dtype=bool)  # (K,) it has a start character drawn before its first step
+        self.arrival = np.zeros(0, dtype=np.int64)  # (K,) the order in which the jobs were added
+        self.added = 0  # jobs added so far
         self.primed: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # prime -> (logits (V,), state (L, 1, S))
 
     def __len__(self) -> int:
@@ -108,7 +114,13 @@ class Batch:
         self.used = np.append(self.used, 0)
         d = job.decoding
         self.plain = np.append(self.plain, d.temp == 1 and d.top_k is None and d.top_p is None)
+        self.temp = np.append(self.temp, d.temp)
+        self.top_k = np.append(self.top_k, d.top_k or 0)
+        self.top_p = np.append(self.top_p, 1.0 if d.top_p is None else d.top_p)
         self.watching = np.append(self.watching, job.watches_text)
+        self.starting = np.append(self.starting, job.first is not None)
+        self.arrival = np.append(self.arrival, self.added)
+        self.added += 1
 
     def remove(self, keys) -> None:
         """Drop the jobs whose key is in ``keys`` (their callers went away)."""
@@ -121,18 +133,14 @@ class Batch:
         """
         jobs, K = self.jobs, len(self.jobs)
         model = softmax(self.logits)  # (K, V) the model's own distributions, temperature 1
-        dec = [] if self.plain.all() else [j.decoding for j in jobs]
-        p = model if not dec else distributions(
-            self.logits, np.array([d.temp for d in dec], dtype=np.float64),
-            np.array([d.top_k or 0 for d in dec]), np.array([1.0 if d.top_p is None else d.top_p for d in dec]))
+        p = model if self.plain.all() else distributions(self.logits, self.temp, self.top_k, self.top_p)
         cdf = np.cumsum(p, axis=1)
-        starting = [row for row, j in enumerate(jobs) if j.first is not None]
         u = self.ahead[np.arange(K), self.used] * cdf[:, -1]
         ids = np.minimum((cdf <= u[:, None]).sum(axis=1), p.shape[1] - 1)  # one exact draw per row
-        self.used += 1
-        for row in starting:  # a prime-less, newline-less model starts from a random character, no uniform used
+        self.used += ~self.starting  # a start character uses no uniform
+        for row in np.flatnonzero(self.starting):  # a prime-less, newline-less model starts from a random character
             ids[row], jobs[row].first = jobs[row].first, None
-            self.used[row] -= 1
+        self.starting[:] = False
         for row in np.flatnonzero(self.used == AHEAD):
             self.ahead[row], self.used[row] = jobs[row].rng.random(AHEAD), 0
         self.count += 1
@@ -176,7 +184,8 @@ class Batch:
             return
         self.jobs = [j for j, k in zip(self.jobs, rows) if k]
         self.logits, self.state = self.logits[rows], self.state[:, rows]
-        for name in ("count", "limit", "ahead", "used", "plain", "watching"):  # the per-job rows
+        for name in ("count", "limit", "ahead", "used", "plain", "temp", "top_k", "top_p", "watching", "starting",
+                     "arrival"):  # the per-job rows
             setattr(self, name, getattr(self, name)[rows])
 
 
@@ -210,11 +219,10 @@ def sample_texts(ck: Checkpoint, k: int, prime: str, decoding: Decoding, stops: 
     It keeps each step's ids as arrays and decodes them once at the end.
     """
     batch = _filled(ck, k, prime, decoding, stops, seed)
-    rows, ids = [], []  # per step: (K,) sample indices, (K,) drawn ids
+    rows, ids = [], []  # per step: (K,) sample indices (their order of arrival), (K,) drawn ids
     while batch:
-        jobs, drawn, _, _ = batch.draw()
-        rows.append(np.array([j.key for j in jobs]))
-        ids.append(drawn)
+        rows.append(batch.arrival)
+        ids.append(batch.draw()[1])
     if not rows:
         return [""] * k
     rows_all, ids_all = np.concatenate(rows), np.concatenate(ids)
