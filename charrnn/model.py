@@ -70,6 +70,13 @@ class Prediction:
     next: list[tuple[str, float]]  # the k likeliest next characters and their probabilities
 
 
+def predictions(chars: str, text: str, p: np.ndarray, k: int) -> list[Prediction]:
+    """One Prediction per character of ``text`` from its next-character probabilities p (n, V) over ``chars``."""
+    order, ent = top_k(p, k), entropy_bits(p)
+    return [Prediction(i, text[i], float(ent[i]), [(chars[j], float(p[i, j])) for j in order[i]])
+            for i in range(len(text))]
+
+
 @dataclass
 class PerChar:
     """Per-character scores of a text read from its start; entry i is about text[i + 1]."""
@@ -244,9 +251,7 @@ class Model:
             raise CharRNNError("text is empty; give at least one character")
         ck = self._use
         p = next_char_probs(ck.params, ck.model_config, ck.vocab.encode(text))  # (n, V)
-        order, ent = top_k(p, k), entropy_bits(p)
-        return [Prediction(i, text[i], float(ent[i]), [(ck.vocab.chars[j], float(p[i, j])) for j in order[i]])
-                for i in range(len(text))]
+        return predictions(ck.vocab.chars, text, p, k)
 
     def _known_ids(self, text: str) -> tuple[np.ndarray, int]:
         ck = self.checkpoint

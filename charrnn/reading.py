@@ -5,8 +5,8 @@ is a matrix-vector product with Python around it. B texts read as the B
 streams of one pass cost little more per step than one, so a :class:`Reader`
 (one thread per model) takes every request waiting when it is free and reads
 their texts together. Each text starts from a zero state and is cut into
-chunks of 256 exactly as :func:`charrnn.score.next_char_probs` cuts it; the
-texts do not touch each other (padding only follows a text's end).
+chunks as :func:`charrnn.score.next_char_probs_many` cuts them; the texts
+do not touch each other (padding only follows a text's end).
 """
 from __future__ import annotations
 
@@ -17,40 +17,11 @@ from concurrent.futures import Future
 import numpy as np
 
 from charrnn import network
-from charrnn.errors import CharRNNError
-from charrnn.model import Prediction
-from charrnn.numerics import softmax, top_k
-from charrnn.score import entropy_bits, eval_report
+from charrnn.model import predictions
+from charrnn.score import chunk_length, eval_report, next_char_probs_many
 
-CHUNK = 256  # characters per forward chunk at most, as next_char_probs reads
-ROWS = 1024  # characters x texts per forward chunk at most, so a pass's arrays stay a few MB
 MAX_SHARED = 4096  # a longer text is read alone, so a pass never holds more than texts * MAX_SHARED * V floats
 MAX_TEXTS = 64  # texts read in one pass at most
-
-
-def chunk_length(texts: int) -> int:
-    """Characters per forward chunk for a pass over ``texts`` streams: CHUNK, less as they grow past ROWS."""
-    return max(16, min(CHUNK, ROWS // texts))
-
-
-def next_char_probs_many(params, cfg, texts: list[np.ndarray]) -> list[np.ndarray]:
-    """[(n_i, V) float64] for ids texts[i] (n_i,): row j is P(next char | texts[i][:j + 1]), each from a zero state.
-
-    The texts are the columns of one (max n_i, B) pass.
-    """
-    n, B = max(len(t) for t in texts), len(texts)
-    x = np.zeros((n, B), dtype=np.int64)  # (n, B), padded with id 0 after each text's end
-    for b, ids in enumerate(texts):
-        x[: len(ids), b] = ids
-    state = network.zero_state(cfg, B)
-    rows: list[list[np.ndarray]] = [[] for _ in texts]
-    t = chunk_length(B)
-    for j in range(0, n, t):
-        logits, state = network.chunk_logits(params, cfg, x[j : j + t], state)  # (t, B, V)
-        for b, ids in enumerate(texts):
-            if len(ids) > j:
-                rows[b].append(softmax(logits[: len(ids) - j, b, :]))
-    return [np.concatenate(r) for r in rows]
 
 
 def nats_many(params, cfg, texts: list[np.ndarray]) -> np.ndarray:
@@ -83,7 +54,6 @@ class Reader:
     def __init__(self, model):
         self.model = model
         self.waiting: queue.Queue = queue.Queue()
-        self.passes = []  # the number of texts of each shared pass (read it; the tests do)
         self.thread = threading.Thread(target=self._run, name="charrnn-reader", daemon=True)
         self.thread.start()
 
@@ -124,24 +94,25 @@ class Reader:
     def _answer(self, items: list) -> None:
         m = self.model
         least = {"probs": 1, "score": 2}  # fewer characters than this: Model refuses the text, with its message
-        shared = [it for it in items if least[it[0]] <= len(it[1]) <= MAX_SHARED]
-        for kind, text, k, done in (it for it in items if it not in shared):  # long texts, and refused ones
-            _settle(done, lambda: m.probs(text, k) if kind == "probs" else m.score(text))
+        shared = {"probs": [], "score": []}
+        for kind, text, k, done in items:
+            if least[kind] <= len(text) <= MAX_SHARED and (kind == "score" or k >= 1):
+                shared[kind].append((text, k, done))
+            else:  # long texts, and refused ones, as Model reads them alone
+                _settle(done, lambda: m.probs(text, k) if kind == "probs" else m.score(text))
         params, cfg, vocab = m.weights(), m.checkpoint.model_config, m.checkpoint.vocab
-        for kind in ("probs", "score"):
-            these = [it for it in shared if it[0] == kind]
+        for kind, these in shared.items():
             if not these:
                 continue
             try:
-                ids = [vocab.encode(it[1]) for it in these]
+                ids = [vocab.encode(text) for text, _, _ in these]
                 got = next_char_probs_many(params, cfg, ids) if kind == "probs" else nats_many(params, cfg, ids)
             except Exception as e:  # noqa: BLE001 - handed to every waiting request
                 for *_, done in these:
                     done.set_exception(e)
                 continue
-            self.passes.append(len(these))
-            for (_, text, k, done), a, got_i in zip(these, ids, got):
-                _settle(done, lambda: _predictions(vocab, text, got_i, k) if kind == "probs"
+            for (text, k, done), a, got_i in zip(these, ids, got):
+                _settle(done, lambda: predictions(vocab.chars, text, got_i, k) if kind == "probs"
                         else eval_report(float(got_i), len(a) - 1))
 
 
@@ -150,12 +121,3 @@ def _settle(done: Future, compute) -> None:
         done.set_result(compute())
     except Exception as e:  # noqa: BLE001 - handed to the waiting request
         done.set_exception(e)
-
-
-def _predictions(vocab, text: str, p: np.ndarray, k: int) -> list[Prediction]:
-    """What Model.probs(text, k) returns, from p (n, V)."""
-    if k < 1:
-        raise CharRNNError(f"k must be at least 1, not {k}")
-    order, ent = top_k(p, k), entropy_bits(p)
-    return [Prediction(i, text[i], float(ent[i]), [(vocab.chars[j], float(p[i, j])) for j in order[i]])
-            for i in range(len(text))]

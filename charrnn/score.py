@@ -121,14 +121,38 @@ def nats_per_char(params, cfg: ModelConfig, ids: np.ndarray, batch: int = 64) ->
     return total / n if n else float("nan")
 
 
+CHUNK = 256  # characters per forward chunk when reading a text for its probabilities
+ROWS = 1024  # characters x texts per forward chunk at most, so a pass over many texts stays a few MB
+
+
+def chunk_length(texts: int) -> int:
+    """Characters per forward chunk for a pass over ``texts`` streams: CHUNK, less as they grow past ROWS."""
+    return max(16, min(CHUNK, ROWS // texts))
+
+
 def next_char_probs(params, cfg: ModelConfig, ids: np.ndarray) -> np.ndarray:
     """(n, V) float64: row i is P(next char | ids[:i+1]), reading from a zero state."""
-    state = network.zero_state(cfg, 1)
-    rows = []
-    for j in range(0, len(ids), 256):
-        logits, state = network.chunk_logits(params, cfg, ids[j : j + 256, None], state)
-        rows.append(softmax(logits[:, 0, :]))
-    return np.concatenate(rows) if rows else np.zeros((0, cfg.vocab_size))
+    return next_char_probs_many(params, cfg, [ids])[0] if len(ids) else np.zeros((0, cfg.vocab_size))
+
+
+def next_char_probs_many(params, cfg: ModelConfig, texts: list[np.ndarray]) -> list[np.ndarray]:
+    """[(n_i, V) float64] for ids texts[i] (n_i >= 1,): row j is P(next char | texts[i][:j + 1]), each from a zero state.
+
+    The texts are the columns of one (max n_i, B) pass, padded with id 0 after each one's end.
+    """
+    n, B = max(len(t) for t in texts), len(texts)
+    x = np.zeros((n, B), dtype=np.int64)  # (n, B)
+    for b, ids in enumerate(texts):
+        x[: len(ids), b] = ids
+    state = network.zero_state(cfg, B)
+    rows: list[list[np.ndarray]] = [[] for _ in texts]
+    t = chunk_length(B)
+    for j in range(0, n, t):
+        logits, state = network.chunk_logits(params, cfg, x[j : j + t], state)  # (t, B, V)
+        for b, ids in enumerate(texts):
+            if len(ids) > j:
+                rows[b].append(softmax(logits[: len(ids) - j, b, :]))
+    return [np.concatenate(r) for r in rows]
 
 
 @dataclass

@@ -344,10 +344,10 @@ def test_batch_texts_are_the_streamed_characters_and_a_shared_prime_is_read_once
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_texts_read_together_get_what_each_gets_read_alone(tmp_path, cell):
-    """charrnn.reading: several texts as the streams of one pass, each from a zero state, padding after its end."""
+    """Several texts as the streams of one pass, each from a zero state, padding after its end."""
     import charrnn
     from charrnn import reading
-    from charrnn.score import next_char_probs
+    from charrnn.score import next_char_probs, next_char_probs_many
 
     corpus = tmp_path / "c.txt"
     corpus.write_text(open(CORPORA / "pantry.txt", encoding="utf-8").read()[:20000], encoding="utf-8")
@@ -357,7 +357,7 @@ def test_texts_read_together_get_what_each_gets_read_alone(tmp_path, cell):
     texts = [text[:2], text[100:700], text[50:307], text[3000:3256]]  # across and on chunk edges
     ids = [m.checkpoint.vocab.encode(t) for t in texts]
     params, cfg = m.weights(), m.checkpoint.model_config
-    for got, one in zip(reading.next_char_probs_many(params, cfg, ids), ids):
+    for got, one in zip(next_char_probs_many(params, cfg, ids), ids):
         np.testing.assert_allclose(got, next_char_probs(params, cfg, one), rtol=1e-4, atol=1e-6)
     nats = reading.nats_many(params, cfg, ids)
     for t, n, one in zip(texts, nats, ids):
