@@ -131,6 +131,19 @@ class Batch:
 
         The finished jobs leave the batch; the others advance one network step.
         """
+        jobs, ids, model, done = self.choose()
+        if self.jobs:
+            self.advance(*network.step(self.ck.params, self.ck.model_config, ids[~done], self.state))
+        return jobs, ids, model, done
+
+    def choose(self) -> tuple[list[Job], np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`draw` without its network step: (jobs, ids (K,), model probs (K, V), finished (K,)).
+
+        The finished jobs leave the batch. The caller steps the network on
+        ``ids[~finished]`` from :attr:`state` (the jobs left) and hands what it
+        gives to :meth:`advance`: the HTTP server's engine steps other rows in
+        the same product.
+        """
         jobs, K = self.jobs, len(self.jobs)
         model = softmax(self.logits)  # (K, V) the model's own distributions, temperature 1
         p = model if self.plain.all() else distributions(self.logits, self.temp, self.top_k, self.top_p)
@@ -148,12 +161,12 @@ class Batch:
         chars = self.ck.vocab.chars
         for row in np.flatnonzero(self.watching & ~done):
             done[row] = self._watch(jobs[row], chars[ids[row]])
-        going = ~done
-        self._keep(going)
-        if self.jobs:
-            out, self.state = network.step(self.ck.params, self.ck.model_config, ids[going], self.state)
-            self.logits = out.astype(np.float64)
+        self._keep(~done)
         return jobs, ids, model, done
+
+    def advance(self, logits: np.ndarray, state: np.ndarray) -> None:
+        """The network step of the jobs left after :meth:`choose`: logits (K, V), state (L, K, S)."""
+        self.logits, self.state = logits.astype(np.float64), state
 
     def step(self) -> list[tuple[Job, str, float, np.ndarray, bool]]:
         """The next character of every job: (job, char, p, model probs (V,), finished) each; finished jobs leave."""

@@ -1,12 +1,15 @@
-"""One model's generations, batched across requests: a thread that steps every running sample at once.
+"""One model's requests, batched: a thread that steps every running sample and every text being read at once.
 
 The HTTP server (charrnn.server) submits the samples of each generate
-request as jobs, with a function that receives their characters. The
-engine's thread adds new jobs to a charrnn.batch_sampling.Batch between
-steps, draws the next character of every job in one network step, and hands
-each character to its request. A request that goes away cancels its jobs,
-which leave the batch at the next step. Each job draws from its own seeded
-Generator, so a request's text never depends on what else is running.
+request as jobs, with a function that receives their characters, and the
+texts of probs and score requests as reads. The engine's thread adds new
+jobs to a charrnn.batch_sampling.Batch and new reads to a
+charrnn.reading.Reads between steps, then draws the next character of
+every job and reads the next character of every text in one network step,
+and hands each character to its request. A request that goes away cancels
+its jobs, which leave the batch at the next step. Each job draws from its
+own seeded Generator, so a request's text never depends on what else is
+running.
 """
 from __future__ import annotations
 
@@ -14,13 +17,18 @@ import asyncio
 import itertools
 import math
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from charrnn import network
 from charrnn.batch_sampling import Batch, Job
 from charrnn.numerics import TINY
+from charrnn.reading import Read, Reads
+
+READ_AHEAD = 32  # characters of each text read in one pass while no sample is drawn (a new sample waits that long)
 
 
 @dataclass
@@ -40,8 +48,10 @@ class Engine:
     def __init__(self, model):
         self.model = model
         self.batch: Batch = model.new_batch()
+        self.reads = Reads(model)
         self.cond = threading.Condition()
         self.pending: list[tuple[Job, Callable]] = []
+        self.to_read: list[Read] = []
         self.sinks: dict[object, Callable[[Drawn], None]] = {}
         self.cancelled: set = set()
         self.stopping = False
@@ -60,6 +70,16 @@ class Engine:
             self.cond.notify()
         return request
 
+    def read(self, kind: str, text: str) -> Future:
+        """For a text that charrnn.reading.fits, read as a row of the engine's steps: a Future of its
+        next-character probabilities (n, V) float64 (``kind`` "probs", row i after text[: i + 1]), or of
+        what Model.score(text) returns ("score")."""
+        done: Future = Future()
+        with self.cond:
+            self.to_read.append(Read(kind, text, done))
+            self.cond.notify()
+        return done
+
     def cancel(self, request: int) -> None:
         """Stop drawing for ``request`` (its client went away, or it is done)."""
         with self.cond:
@@ -76,12 +96,19 @@ class Engine:
     def _run(self) -> None:
         while True:
             with self.cond:
-                while not (self.pending or len(self.batch) or self.cancelled or self.stopping):
+                while not (self.pending or self.to_read or len(self.batch) or len(self.reads) or self.cancelled
+                           or self.stopping):
                     self.cond.wait()
                 if self.stopping:
                     return
                 adding, self.pending = self.pending, []
+                reading, self.to_read = self.to_read, []
                 gone, self.cancelled = self.cancelled, set()
+            for read in reading:
+                try:
+                    self.reads.add(read)
+                except Exception as e:  # noqa: BLE001 - handed to its request
+                    read.done.set_exception(e)
             for job, sink in adding:
                 try:
                     self.batch.add(job)
@@ -97,19 +124,36 @@ class Engine:
             self._step()
 
     def _step(self) -> None:
-        events = self.batch.step()
-        if not events:
+        batch, reads, params, cfg = self.batch, self.reads, self.batch.ck.params, self.batch.ck.model_config
+        if not len(batch):  # only texts to read (if any): a chunk of characters in one forward pass
+            if len(reads):
+                reads.read_chunk(READ_AHEAD)
             return
-        probs = np.stack([e[3] for e in events])  # (K, V)
-        wanted = any(e[0].details for e in events)
-        top = np.argsort(-probs, axis=1, kind="stable")[:, :5] if wanted else [None] * len(events)
+        drawn = batch.choose()
+        going = drawn[1][~drawn[3]]  # (K,) the samples' next inputs
+        if len(going) or len(reads):
+            ids = np.concatenate([going, reads.inputs()])  # (K + R,)
+            top, state = network.step_top(params, cfg, ids, np.concatenate([batch.state, reads.state], axis=1))
+            K = len(going)
+            logits = top[:K] @ params["W_ya"]  # (K, V): the samples' next distributions
+            logits += params["b_y"]
+            batch.advance(logits, state[:, :K])
+            if len(reads):
+                reads.stepped(top[K:], state[:, K:])
+        self._hand(*drawn)
+
+    def _hand(self, jobs: list[Job], ids: np.ndarray, model: np.ndarray, done: np.ndarray) -> None:
+        """Give each job's drawn character (ids (K,); model (K, V) the model's probabilities) to its request."""
+        wanted = any(job.details for job in jobs)
+        top = np.argsort(-model, axis=1, kind="stable")[:, :5] if wanted else [None] * len(jobs)  # (K, 5)
         chars = self.model.vocab
-        self.chars += len(events)
-        for (job, ch, p, _, done), row_top, row in zip(events, top, probs):
-            sink = self.sinks.pop(job.key) if done else self.sinks.get(job.key)
+        self.chars += len(jobs)
+        chosen = model[np.arange(len(jobs)), ids].tolist()  # (K,) the model's probability of each drawn character
+        for job, i, p, ended, row_top, row in zip(jobs, ids.tolist(), chosen, done.tolist(), top, model):
+            sink = self.sinks.pop(job.key) if ended else self.sinks.get(job.key)
             if sink is not None:
                 five = [(chars[j], float(row[j])) for j in row_top] if job.details else []
-                sink(Drawn(job.key[1], ch, p, five, done))
+                sink(Drawn(job.key[1], chars[i], p, five, ended))
 
 
 class Whole:

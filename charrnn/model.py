@@ -72,9 +72,10 @@ class Prediction:
 
 def predictions(chars: str, text: str, p: np.ndarray, k: int) -> list[Prediction]:
     """One Prediction per character of ``text`` from its next-character probabilities p (n, V) over ``chars``."""
-    order, ent = top_k(p, k), entropy_bits(p)
-    return [Prediction(i, text[i], float(ent[i]), [(chars[j], float(p[i, j])) for j in order[i]])
-            for i in range(len(text))]
+    order = top_k(p, k)  # (n, k)
+    likeliest, ent = np.take_along_axis(p, order, axis=-1).tolist(), entropy_bits(p).tolist()  # Python floats
+    return [Prediction(i, ch, e, [(chars[j], q) for j, q in zip(row, qs)])
+            for i, (ch, e, row, qs) in enumerate(zip(text, ent, order.tolist(), likeliest))]
 
 
 @dataclass

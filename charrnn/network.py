@@ -295,6 +295,14 @@ def chunk_logits(params, cfg: ModelConfig, x, state0):
 
 def step(params, cfg: ModelConfig, ids, state):
     """One character for each of B streams: ids (B,), state (L, B, S) -> (logits (B, V), new state)."""
+    h, new = step_top(params, cfg, ids, state)
+    logits = h @ params["W_ya"]
+    logits += params["b_y"]
+    return logits, new
+
+
+def step_top(params, cfg: ModelConfig, ids, state):
+    """:func:`step` short of the output layer: (the top layer's output (B, H), new state (L, B, S))."""
     cell = CELLS[cfg.cell]
     if cfg.reset_id >= 0:
         state = state * (ids != cfg.reset_id).astype(state.dtype)[None, :, None]
@@ -304,6 +312,4 @@ def step(params, cfg: ModelConfig, ids, state):
         xp = params["W_ax.0"][ids] if k == 0 else h @ params[f"W_ax.{k}"]  # (B, G*H), fresh
         xp += params[f"b_a.{k}"]
         h, new[k] = cell.step(params[f"W_aa.{k}"], xp, state[k])
-    logits = h @ params["W_ya"]
-    logits += params["b_y"]
-    return logits, new
+    return h, new

@@ -11,10 +11,9 @@ Every error is JSON, {"error": "..."}, with its status: 400 (malformed JSON,
 a wrong type, an unknown field), 404 (no such model or route), 405, 408 (a
 body that trickles in too slowly), 413 (a body over the limit), 422 (a value
 out of range, a character outside the vocabulary with "unknown": "error").
-Generations of one model run batched in its engine (charrnn.engine), and its
-waiting probs and score texts are read together by its reader
-(charrnn.reading); per-character scores run in worker threads, at most as
-many at a time as the process has cores.
+A model's generations and probs and score texts share its engine's network steps (charrnn.engine,
+charrnn.reading); per-character scores and texts over charrnn.reading.MAX_SHARED characters run in
+worker threads, at most as many at a time as the process has cores.
 """
 from __future__ import annotations
 
@@ -37,7 +36,8 @@ from charrnn.alloc import keep_freed_memory
 from charrnn.batch_sampling import Job, spawn_rngs
 from charrnn.engine import Engine, Whole
 from charrnn.errors import CharRNNError
-from charrnn.reading import Reader
+from charrnn.model import predictions
+from charrnn.reading import fits
 from charrnn.sample import Decoding, Stops
 from charrnn.workers import available_cores
 
@@ -110,10 +110,17 @@ class Service:
 
     def __init__(self, models: dict, limits: Limits | None = None):
         self.models, self.limits = models, limits or Limits()
-        keep_freed_memory()  # each pass's arrays reuse the last one's pages instead of faulting in new ones
-        self.engines = {name: Engine(m) for name, m in models.items()}
-        self.readers = {name: Reader(m) for name, m in models.items()}  # probs and score, read together
+        keep_freed_memory()  # requests' arrays reuse freed pages instead of faulting in new ones
+        self.engines = {name: Engine(m) for name, m in models.items()}  # generations, probs and score, stepped together
         self.limiter = CapacityLimiter(available_cores())  # per-character scores computing at once
+
+    async def read(self, name: str, kind: str, text: str, k: int = 0):
+        """Model.probs(text, k) or Model.score(text), by ``kind``: read by the engine, or alone if it does not fit."""
+        m = self.models[name]
+        if fits(kind, text):
+            got = await asyncio.wrap_future(self.engines[name].read(kind, text))
+            return predictions(m.vocab, text, got, k) if kind == "probs" else got
+        return await (self.compute(m.probs, text, k) if kind == "probs" else self.compute(m.score, text))
 
     async def compute(self, fn, *args):
         """``fn(*args)`` in a worker thread, once one of the limiter's places is free."""
@@ -141,8 +148,6 @@ class Service:
     def close(self) -> None:
         for engine in self.engines.values():
             engine.close()
-        for reader in self.readers.values():
-            reader.close()
 
 
 async def read_json(request: Request, limits: Limits):
@@ -250,7 +255,7 @@ class Api:
         check(1 <= f["k"] <= len(m.vocab), f"k must be between 1 and {len(m.vocab)}, not {f['k']}")
         text, unknown = _fitted(m, f["text"], f["unknown"])
         check(len(text) >= 1, "no character of the text is in the model's vocabulary")
-        rows = await asyncio.wrap_future(self.service.readers[name].probs(text, f["k"]))
+        rows = await self.service.read(name, "probs", text, f["k"])
         return JSONResponse({"model": name, "text": text, "unknown": unknown, "predictions": [
             {"index": r.index, "char": r.char, "entropy_bits": r.entropy_bits,
              "next": [{"char": c, "p": p} for c, p in r.next]} for r in rows]})
@@ -262,7 +267,7 @@ class Api:
               f"text must have at most {self.service.limits.max_text:,} characters")
         text, unknown = _fitted(m, f["text"], f["unknown"])
         try:
-            result = await asyncio.wrap_future(self.service.readers[name].score(text))
+            result = await self.service.read(name, "score", text)
             per = await self.service.compute(m.per_char, text) if f["per_char"] else None
         except CharRNNError as e:
             raise Problem(422, str(e)) from None

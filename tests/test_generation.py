@@ -343,10 +343,14 @@ def test_batch_texts_are_the_streamed_characters_and_a_shared_prime_is_read_once
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_texts_read_together_get_what_each_gets_read_alone(tmp_path, cell):
-    """Several texts as the streams of one pass, each from a zero state, padding after its end."""
+def test_texts_read_beside_samples_get_what_each_gets_read_alone(tmp_path, cell):
+    """The server's engine reads probs and score texts as rows of the same network steps as its samples (one
+    step at a time while samples run, chunks of characters while none do); each text from a zero state."""
     import charrnn
-    from charrnn import reading
+    from charrnn.batch_sampling import Job, spawn_rngs
+    from charrnn.engine import READ_AHEAD, Engine
+    from charrnn.reading import BUFFER
+    from charrnn.sample import Stops
     from charrnn.score import next_char_probs, next_char_probs_many
 
     corpus = tmp_path / "c.txt"
@@ -354,11 +358,33 @@ def test_texts_read_together_get_what_each_gets_read_alone(tmp_path, cell):
     charrnn.train(corpus, tmp_path / "m.npz", steps=3, hidden=24, cell=cell, layers=2, workers=1)
     m = charrnn.load(tmp_path / "m.npz")
     text = corpus.read_text(encoding="utf-8")
-    texts = [text[:2], text[100:700], text[50:307], text[3000:3256]]  # across and on chunk edges
-    ids = [m.checkpoint.vocab.encode(t) for t in texts]
+    lengths = [1, 2, BUFFER - 1, BUFFER, BUFFER + 1, READ_AHEAD * 3 + 5, 600]  # across buffer and chunk edges
+    texts = [text[100 * i : 100 * i + n] for i, n in enumerate(lengths)]
     params, cfg = m.weights(), m.checkpoint.model_config
+    ids = [m.checkpoint.vocab.encode(t) for t in texts]
     for got, one in zip(next_char_probs_many(params, cfg, ids), ids):
         np.testing.assert_allclose(got, next_char_probs(params, cfg, one), rtol=1e-4, atol=1e-6)
-    nats = reading.nats_many(params, cfg, ids)
-    for t, n, one in zip(texts, nats, ids):
-        assert n / (len(one) - 1) == pytest.approx(m.score(t).nats_per_char, rel=1e-5)
+    def check(kind, t, got):
+        if kind == "probs":
+            np.testing.assert_allclose(got, next_char_probs(params, cfg, m.checkpoint.vocab.encode(t)), rtol=1e-4,
+                                       atol=1e-6)
+        else:
+            assert got.chars == len(t) - 1
+            assert got.nats_per_char == pytest.approx(m.score(t).nats_per_char, rel=1e-5)
+
+    asked = [(kind, t) for t in texts for kind in ("probs", "score") if len(t) >= 1 + (kind == "score")]
+    engine = Engine(m)
+    try:
+        drawn = []
+        samples = [Job("1. ", stops=Stops(length=10**7), rng=rng, key=i) for i, rng in enumerate(spawn_rngs(5, 3))]
+        request = engine.submit(samples, drawn.append)
+        for kind, t, future in [(kind, t, engine.read(kind, t)) for kind, t in asked]:
+            check(kind, t, future.result(30))
+        engine.cancel(request)  # the texts were read while the samples were drawn; now none are
+        for kind, t, future in [(kind, t, engine.read(kind, t)) for kind, t in asked]:  # read in chunks
+            check(kind, t, future.result(30))
+        texts_drawn = ["".join(d.char for d in list(drawn) if d.sample == i) for i in range(3)]
+        n = min(map(len, texts_drawn))
+        assert n > 600 and [t[:n] for t in texts_drawn] == m.sample_batch(3, n=n, prime="1. ", seed=5)
+    finally:
+        engine.close()

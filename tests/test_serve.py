@@ -68,7 +68,8 @@ def test_the_endpoints_answer_as_the_library_does(server, home_model):
     status, probs = server.json("POST", "/v1/probs", {"text": "HOM", "k": 3})
     assert [r["next"][0]["char"] for r in probs["predictions"]] == [p.next[0][0] for p in m.probs("HOM", 3)]
     status, score = server.json("POST", "/v1/score", {"text": "HOME\nHOME\n", "per_char": True})
-    assert score["nats_per_char"] == pytest.approx(m.score("HOME\nHOME\n").nats_per_char, rel=1e-6)
+    # the server reads a text as a row of its engine's steps, Model.score in chunks: float32 in another order
+    assert score["nats_per_char"] == pytest.approx(m.score("HOME\nHOME\n").nats_per_char, rel=1e-4, abs=1e-7)
     assert len(score["per_char"]) == 9 and score["per_char"][0]["char"] == "O"
     status, gen = server.json("POST", "/v1/generate", {"prime": "HOM", "length": 10, "seed": 3, "num_samples": 3})
     assert status == 200 and len(gen["samples"]) == 3
@@ -278,21 +279,20 @@ def _counting(fn, running, most, lock, pause=0.2):
     return counted
 
 
-def test_concurrent_scores_are_read_together_in_one_pass_at_a_time(home_model, monkeypatch):
+def test_concurrent_scores_are_read_as_rows_of_the_same_steps(home_model, monkeypatch):
     """Each score read its text alone, a character at a time, so concurrent ones shared one core's worth
-    of Python; now those waiting are the streams of one pass."""
-    from charrnn import reading
+    of Python; now the texts waiting are rows of the same forward passes of the model's engine."""
+    from charrnn import network
 
     m = charrnn.load(home_model)
-    running, most, lock, sizes = [0], [0], threading.Lock(), []
-    nats_many = reading.nats_many
-    monkeypatch.setattr(reading, "nats_many", _counting(lambda p, c, texts: sizes.append(len(texts))
-                                                        or nats_many(p, c, texts), running, most, lock))
-    texts = ["HOME" * (i + 1) for i in range(8)]
+    rows, forward = [], network.layers_forward
+    monkeypatch.setattr(network, "layers_forward", lambda p, c, x, *a, **k: rows.append(x.shape[1])
+                        or forward(p, c, x, *a, **k))
+    texts = ["HOME" * (i + 30) for i in range(8)]
     with uvicorn_in_thread(create_app({"home": m})) as port:
         answers = _at_once(port, [{"text": t} for t in texts])
     assert [a[0] for a in answers] == [200] * 8
-    assert most[0] == 1 and sum(sizes) == 8 and max(sizes) > 1, sizes
+    assert max(rows) > 1, rows
     for text, (_, got) in zip(texts, answers):
         assert got["chars"] == len(text) - 1
         assert got["nats_per_char"] == pytest.approx(m.score(text).nats_per_char, rel=1e-4, abs=1e-7)

@@ -58,14 +58,10 @@ def serve(
     """
     try:
         import uvicorn
-        from threadpoolctl import threadpool_limits
 
         from charrnn.server import Limits, create_app
     except ImportError:
         raise CharRNNError(f"charrnn serve needs the serve extra: {INSTALL}") from None
-    # The server computes in several threads at once (generations, reads, per-character scores); each
-    # gets one BLAS thread, or BLAS's own threads oversubscribe the cores (docs/serving.md).
-    threadpool_limits(1, user_api="blas")
     loaded = {name: load(path) for name, path in _named(models).items()}
     application = create_app(loaded, Limits(max_body=max_body, max_length=max_length, max_samples=max_samples,
                                             body_seconds=body_timeout))
