@@ -135,9 +135,7 @@ class Engine:
             ids = np.concatenate([going, reads.inputs()])  # (K + R,)
             top, state = network.step_top(params, cfg, ids, np.concatenate([batch.state, reads.state], axis=1))
             K = len(going)
-            logits = top[:K] @ params["W_ya"]  # (K, V): the samples' next distributions
-            logits += params["b_y"]
-            batch.advance(logits, state[:, :K])
+            batch.advance(network.output(params, top[:K]), state[:, :K])  # (K, V): the samples' next logits
             if len(reads):
                 reads.stepped(top[K:], state[:, K:])
         self._hand(*drawn)

@@ -245,8 +245,7 @@ def loss_and_grads(params, cfg: ModelConfig, x, y, state0, dropout: "float | Dro
     cell = CELLS[cfg.cell]
     top, state_last, caches = layers_forward(params, cfg, x, state0, dropout, rng, part)
     h = top.reshape(T * B, H)
-    logits = h @ params["W_ya"]  # (N, V)
-    logits += params["b_y"]
+    logits = output(params, h)  # (N, V)
     yf = y.reshape(-1)
     nll, e, s = _log_softmax_nll(logits, yf)
     N = T * B
@@ -278,9 +277,7 @@ def chunk_nll(params, cfg: ModelConfig, x, y, state0):
     """Forward only: per-prediction loss. x, y (T, B); returns (nll (T, B) nats, state_last)."""
     T, B = x.shape
     top, state_last, _ = layers_forward(params, cfg, x, state0)
-    logits = top.reshape(T * B, -1) @ params["W_ya"]
-    logits += params["b_y"]
-    nll, _, _ = _log_softmax_nll(logits, y.reshape(-1))
+    nll, _, _ = _log_softmax_nll(output(params, top.reshape(T * B, -1)), y.reshape(-1))
     return nll.reshape(T, B), state_last
 
 
@@ -288,17 +285,20 @@ def chunk_logits(params, cfg: ModelConfig, x, state0):
     """Forward only: x (T, B) ids -> (logits (T, B, V), state_last (L, B, S))."""
     T, B = x.shape
     top, state_last, _ = layers_forward(params, cfg, x, state0)
-    logits = top.reshape(T * B, -1) @ params["W_ya"]
-    logits += params["b_y"]
-    return logits.reshape(T, B, -1), state_last
+    return output(params, top.reshape(T * B, -1)).reshape(T, B, -1), state_last
 
 
 def step(params, cfg: ModelConfig, ids, state):
     """One character for each of B streams: ids (B,), state (L, B, S) -> (logits (B, V), new state)."""
     h, new = step_top(params, cfg, ids, state)
-    logits = h @ params["W_ya"]
+    return output(params, h), new
+
+
+def output(params, top):
+    """The output layer: top-layer outputs (N, H) -> logits (N, V)."""
+    logits = top @ params["W_ya"]
     logits += params["b_y"]
-    return logits, new
+    return logits
 
 
 def step_top(params, cfg: ModelConfig, ids, state):

@@ -120,9 +120,7 @@ class Reads:
         steps, and the state it leaves, are not used.
         """
         t, R, H = top.shape
-        logits = top.reshape(t * R, H) @ self.params["W_ya"]  # one product, not one per step
-        logits += self.params["b_y"]
-        logits = logits.reshape(t, R, -1)  # (t, R, V)
+        logits = network.output(self.params, top.reshape(t * R, H)).reshape(t, R, -1)  # (t, R, V), one product
         cols = self.pos[None, :] + np.arange(t)[:, None]  # (t, R) the characters read
         scores, probs = np.flatnonzero(self.scoring), np.flatnonzero(~self.scoring)
         if len(scores):
