@@ -9,14 +9,17 @@ every job and reads the next character of every text in one network step,
 and hands each character to its request. A request that goes away cancels
 its jobs, which leave the batch at the next step. Each job draws from its
 own seeded Generator, so a request's text never depends on what else is
-running.
+running. If a step fails, the requests in flight get the error and the
+engine goes on with the next ones.
 """
 from __future__ import annotations
 
 import asyncio
 import itertools
 import math
+import sys
 import threading
+import traceback
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable
@@ -40,6 +43,11 @@ class Drawn:
     p: float  # the model's probability of it (temperature 1)
     top: list  # [(char, p)] the model's five likeliest there
     done: bool  # whether the sample ended with it
+    failed: str = ""  # why the engine could not go on with it ("" while it runs); it comes with done
+
+
+class EngineError(RuntimeError):
+    """A step of the engine failed: the requests it was drawing or reading get this, and the engine goes on."""
 
 
 class Engine:
@@ -104,24 +112,44 @@ class Engine:
                 adding, self.pending = self.pending, []
                 reading, self.to_read = self.to_read, []
                 gone, self.cancelled = self.cancelled, set()
-            for read in reading:
-                try:
-                    self.reads.add(read)
-                except Exception as e:  # noqa: BLE001 - handed to its request
-                    read.done.set_exception(e)
-            for job, sink in adding:
-                try:
-                    self.batch.add(job)
-                except Exception:  # noqa: BLE001 - the server checked the request; never let one stop the thread
-                    sink(Drawn(job.key[1], "", 0.0, [], True))
-                    continue
-                self.sinks[job.key] = sink
-            if gone:
-                keys = {k for k in self.sinks if k[0] in gone}
-                self.batch.remove(keys)
-                for k in keys:
-                    del self.sinks[k]
-            self._step()
+            try:
+                self._take(adding, reading, gone)
+                self._step()
+            except Exception as e:  # noqa: BLE001 - one failed step must not stop the model's serving
+                self._fail(e)
+
+    def _take(self, adding: list, reading: list[Read], gone: set) -> None:
+        """Put new jobs and reads in, and take cancelled requests' jobs out."""
+        for read in reading:
+            try:
+                self.reads.add(read)
+            except Exception as e:  # noqa: BLE001 - handed to its request
+                read.done.set_exception(e)
+        for job, sink in adding:
+            try:
+                self.batch.add(job)
+            except Exception:  # noqa: BLE001 - the server checked the request; never let one stop the thread
+                sink(Drawn(job.key[1], "", 0.0, [], True))
+                continue
+            self.sinks[job.key] = sink
+        if gone:
+            keys = {k for k in self.sinks if k[0] in gone}
+            self.batch.remove(keys)
+            for k in keys:
+                del self.sinks[k]
+
+    def _fail(self, e: Exception) -> None:
+        """Give every request in flight the error, log it, and start again with an empty batch and no reads."""
+        message = f"the engine failed: {type(e).__name__}: {e}"
+        print(f"charrnn serve: {message}; the requests in flight got an error, and serving goes on", file=sys.stderr)
+        traceback.print_exc(file=sys.stderr)
+        for (_, sample), sink in self.sinks.items():
+            sink(Drawn(sample, "", 0.0, [], True, failed=message))
+        for read in self.reads.rows:
+            if not read.done.done():
+                read.done.set_exception(EngineError(message))
+        self.sinks = {}
+        self.batch, self.reads = self.model.new_batch(), Reads(self.model)
 
     def _step(self) -> None:
         batch, reads, params, cfg = self.batch, self.reads, self.batch.ck.params, self.batch.ck.model_config
@@ -163,6 +191,11 @@ class Whole:
 
     def take(self, d: Drawn) -> None:
         """The engine's sink: count ``d`` into its sample."""
+        if d.failed:  # the request fails with the engine's error (once, however many samples it has)
+            self.left = 0
+            self.loop.call_soon_threadsafe(lambda: self.finished.done() or self.finished.set_exception(
+                EngineError(d.failed)))
+            return
         self.texts[d.sample].append(d.char)
         self.nats[d.sample] -= math.log(max(d.p, TINY))  # (nats of each sample, as the model saw it)
         self.left -= d.done

@@ -7,13 +7,13 @@
     POST /v1/probs              the k likeliest next characters after each character of a text
     POST /v1/score              nats/char, bits/char, perplexity; per character on request
 
-Every error is JSON, {"error": "..."}, with its status: 400 (malformed JSON,
-a wrong type, an unknown field), 404 (no such model or route), 405, 408 (a
-body that trickles in too slowly), 413 (a body over the limit), 422 (a value
-out of range, a character outside the vocabulary with "unknown": "error").
-A model's generations and probs and score texts share its engine's network steps (charrnn.engine,
-charrnn.reading); per-character scores and texts over charrnn.reading.MAX_SHARED characters run in
-worker threads, at most as many at a time as the process has cores.
+Every error is JSON, {"error": "..."}, with its status: 400 (malformed JSON, a wrong type, an unknown
+field), 404 (no such model or route), 405, 408 (a body that trickles in too slowly), 413 (a body over the
+limit), 422 (a value out of range, a character outside the vocabulary with "unknown": "error"), 500 (the
+engine failed a step: a stream ends with an "error" event; the next requests are served). A model's
+generations and probs and score texts share its engine's network steps (charrnn.engine, charrnn.reading);
+per-character scores and texts over charrnn.reading.MAX_SHARED characters run in worker threads, at most
+as many at a time as the process has cores.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from starlette.routing import Route
 
 from charrnn.alloc import keep_freed_memory
 from charrnn.batch_sampling import Job, spawn_rngs
-from charrnn.engine import Engine, Whole
+from charrnn.engine import Engine, EngineError, Whole
 from charrnn.errors import CharRNNError
 from charrnn.model import predictions
 from charrnn.reading import fits
@@ -140,10 +140,7 @@ class Service:
         info = self.models[name].info.to_dict()
         info.pop("path", None)  # the server never tells where its files are
         info["parent"] = os.path.basename(info["parent"]) if info.get("parent") else None
-        card = {"name": name, **info}
-        if history:
-            card["history"] = self.models[name].history
-        return card
+        return {"name": name, **info, **({"history": self.models[name].history} if history else {})}
 
     def close(self) -> None:
         for engine in self.engines.values():
@@ -163,7 +160,6 @@ async def read_json(request: Request, limits: Limits):
             if len(data) > limits.max_body:
                 raise Problem(413, f"the body is over the limit of {limits.max_body:,} bytes")
         return bytes(data)
-
     try:
         raw = await asyncio.wait_for(whole(), timeout=limits.body_seconds)
     except asyncio.TimeoutError:
@@ -174,7 +170,7 @@ async def read_json(request: Request, limits: Limits):
         raise Problem(400, f"the body is not JSON ({str(e)[:80]})") from None
 
 
-def _fitted(m, text: str, unknown: str) -> tuple[str, dict]:
+def _fitted(m, text: str, unknown: str) -> tuple[str, dict]:  # 422 for a character outside the vocabulary
     try:
         return m.fit(text, unknown)
     except CharRNNError as e:
@@ -191,9 +187,8 @@ def generation(service: Service, f: dict):
     check(f["temperature"] > 0, f"temperature must be above 0 (for the likeliest characters, send \"greedy\": true), "
                                 f"not {f['temperature']}")
     check(f["top_p"] is None or 0 < f["top_p"] <= 1, f"top_p must be in (0, 1], not {f['top_p']}")
-    check(f["top_k"] is None or f["top_k"] >= 1, f"top_k must be at least 1, not {f['top_k']}")
-    check(f["lines"] is None or f["lines"] >= 1, f"lines must be at least 1, not {f['lines']}")
-    check(f["seed"] is None or f["seed"] >= 0, f"seed must be 0 or more, not {f['seed']}")
+    for key, least in (("top_k", 1), ("lines", 1), ("seed", 0)):
+        check(f[key] is None or f[key] >= least, f"{key} must be {least} or more, not {f[key]}")
     check(f["format"] in ("ndjson", "sse"), f"format must be ndjson or sse, not {f['format']!r}")
     prime, _ = _fitted(m, f["prime"], f["unknown"])
     strings = [f["stop"]] if isinstance(f["stop"], str) else (f["stop"] or [])
@@ -286,7 +281,9 @@ async def _stream(engine: Engine, request_id: int, queue: asyncio.Queue, samples
             d = await queue.get()
             texts[d.sample].append(d.char)
             event = {"sample": d.sample, "char": d.char, "p": d.p, "top": d.top}
-            if d.done:
+            if d.failed:  # the engine's step failed: the stream ends with its error
+                event, left = {"sample": d.sample, "error": f"internal error: {d.failed}"}, 0
+            elif d.done:
                 event["done"], event["text"] = True, "".join(texts[d.sample])
                 left -= 1
             line = json.dumps(event, ensure_ascii=False)
@@ -307,7 +304,8 @@ def create_app(models: dict, limits: Limits | None = None) -> Starlette:
         return JSONResponse({"error": message}, status_code=exc.status_code)
 
     async def crash(request, exc: Exception):
-        return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+        what = exc if isinstance(exc, EngineError) else type(exc).__name__  # an engine's says which step failed
+        return JSONResponse({"error": f"internal error: {what}"}, status_code=500)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

@@ -346,3 +346,35 @@ def test_a_whole_generation_reaches_the_event_loop_once():
     assert len(calls) == 1
     assert ["".join(t) for t in whole.texts] == ["HM", "O"]
     assert whole.nats == pytest.approx([-math.log(0.5), -math.log(0.25)])
+
+
+def test_a_failed_engine_step_fails_the_requests_in_flight_and_serving_goes_on(in_thread, home_model, monkeypatch,
+                                                                               capfd):
+    """An exception in the engine's thread ended the thread, and every request to its model then hung."""
+    from charrnn import network
+
+    port, engine = in_thread
+    m, real, failed = charrnn.load(home_model), network.step_top, []
+
+    def step_top(*args, **kw):  # fails once, in a step that draws samples and reads a text
+        if len(engine.reads) and not failed:
+            failed.append(True)
+            raise FloatingPointError("a step that fails")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(network, "step_top", step_top)
+    stream = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    stream.request("POST", "/v1/generate", json.dumps({"length": 2000, "lines": 1000, "stream": True, "seed": 1}))
+    r = stream.getresponse()
+    assert "char" in json.loads(r.readline())  # the sample is being drawn
+    (status, score), = _at_once(port, [{"text": "HOME" * 50}])
+    assert status == 500 and "FloatingPointError" in score["error"]
+    events = [json.loads(line) for line in r.read().splitlines()]
+    assert events[-1] == {"sample": 0, "error": "internal error: the engine failed: FloatingPointError: a step "
+                                                "that fails"}
+    assert failed and len(engine.batch) == 0 and len(engine.reads) == 0
+    (status, gen), (_, again) = _at_once(port, [{"prime": "HOM", "length": 40, "seed": 5}], "/v1/generate") + \
+        _at_once(port, [{"text": "HOME" * 50}])
+    assert status == 200 and gen["samples"][0]["text"] == m.sample_batch(1, n=40, prime="HOM", seed=5)[0]
+    assert again["nats_per_char"] == pytest.approx(m.score("HOME" * 50).nats_per_char, rel=1e-4, abs=1e-7)
+    assert "the engine failed: FloatingPointError: a step that fails" in capfd.readouterr().err
