@@ -1,12 +1,13 @@
 """Held-out loss of one model size at a fixed number of characters, and of averages of its weights.
 
     python benchmarks/sizes.py --hidden 768 --dropout 0.2 --steps 1700 [--weight-drop 0.3] [--layers 2]
+        [--seq-len 64] [--batch 64]
         [--weight-decay W] [--lr 2e-3] [--fracs 0.1,0.2,0.35] [CORPUS]
 
 What the --time budget tables rest on, measured by characters rather than
 seconds so that a loaded machine changes only how long it takes. Trains a
 one-layer GRU on the first 90% of CORPUS (default tiny-shakespeare) for
---steps steps of 64 x 64 characters, with the learning rate annealed from
+--steps steps of --batch x --seq-len characters (64 x 64), with the learning rate annealed from
 2e-3 to a tenth over those steps as a --time budget anneals over its
 seconds, in this process (one worker: the model does not depend on the
 workers). Beside the run it keeps polynomial-decay averages of the weights
@@ -48,6 +49,8 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=1)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--steps", type=int, required=True)
+    ap.add_argument("--seq-len", type=int, default=64, help="characters per BPTT chunk (T)")
+    ap.add_argument("--batch", type=int, default=64, help="parallel streams per step (B)")
     ap.add_argument("--evals", type=int, default=8)
     ap.add_argument("--fracs", default="0.1,0.2,0.35")
     args = ap.parse_args()
@@ -57,7 +60,7 @@ def main() -> None:
     vocab = Vocab.from_text(train_text)
     mcfg = ModelConfig(vocab_size=vocab.size, hidden=args.hidden, layers=args.layers)
     tcfg = TrainConfig(dropout=args.dropout, weight_drop=args.weight_drop, weight_decay=args.weight_decay, lr=args.lr,
-                       cosine_steps=args.steps, eval_every=max(100, args.steps // 10), average=0)
+                       seq_len=args.seq_len, batch=args.batch, cosine_steps=args.steps, eval_every=max(100, args.steps // 10), average=0)
     ck = new_checkpoint(vocab, mcfg, tcfg)
     x, y, mask = scoring_streams(vocab.encode(held_text, skip_unknown=True))
     held = lambda params: streams_nll(params, mcfg, x, y, mask, 256) / mask.sum()  # noqa: E731
