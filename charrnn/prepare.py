@@ -87,7 +87,8 @@ def _fresh(opts: TrainOptions, corpus: Corpus, seconds: float | None, warn, cali
     shape, tcfg = opts.given(MODEL_FIELDS), TrainConfig(**opts.train_config())
     if seconds is not None and not shape:
         held = 0 if tcfg.val_files else min(int(n * tcfg.val_frac), tcfg.val_max or n)
-        B, T = fit_shape(n - held, tcfg.batch, tcfg.seq_len)  # the streams the model will train on
+        batch = budget.BATCH if opts.batch is None else tcfg.batch
+        B, T = fit_shape(n - held, batch, tcfg.seq_len)  # the streams the model will train on
         choice = budget.choose(seconds, n - held, vocab.size, lambda hidden: calibrate(vocab.size, hidden, B, T))
         choice.train = {k: v for k, v in choice.train.items() if getattr(opts, k) is None}  # flags win
         shape, tcfg = {"hidden": choice.hidden}, replace(tcfg, **choice.train)
