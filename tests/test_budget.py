@@ -6,6 +6,7 @@ import pytest
 import charrnn
 from charrnn import budget, checkpoint
 from charrnn.budget import RELATIVE_SPEED, choose, params_of
+from charrnn.config import TrainConfig
 
 from conftest import CORPORA, ROOT
 
@@ -109,3 +110,18 @@ def test_flags_win_over_the_budget(cli, tmp_path):
     tcfg = checkpoint.load(str(tmp_path / "a.npz")).train_config
     assert (tcfg.dropout, tcfg.weight_drop, tcfg.patience) == (0.05, 0.1, "3")
     assert ", dropout" not in r.stderr and ", weight-drop" not in r.stderr and "(pass --hidden to choose)" in r.stderr
+
+
+def test_a_budget_measures_and_trains_on_its_own_batch_unless_batch_is_given(tmp_path, monkeypatch):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog\n" * 250)
+    for given, want in ((None, budget.BATCH), (16, 16)):
+        measured = []
+        monkeypatch.setattr(budget, "measure_rate", lambda by, vocab_size, hidden, batch, seq_len, steps=2:
+                            measured.append(batch) or 50_000.0)
+        flags = {} if given is None else {"batch": given}
+        out = tmp_path / f"b{want}.npz"
+        charrnn.train(corpus, out, time="2s", workers=1, steps=2, **flags)
+        assert measured and set(measured) == {want}  # the rate that chose the model is the rate of this batch
+        assert checkpoint.load(str(out)).train_config.batch == want
+    assert budget.BATCH != TrainConfig().batch  # so a budget run and a plain run differ here
