@@ -87,6 +87,8 @@ class TrainConfig:
                                   "so far, and serve it when it validates better; 0 turns it off.")
     patience: str = setting("", "Stop when validation has not improved for this many passes (5) or this long "
                                 "(10m); empty is never. (default with --time: a quarter of the budget)")
+    patience_anneal: float = setting(1.0, "When --patience runs out, first decay the learning rate to its floor over "
+                                          "this share of the patience more, then stop; 0 stops at once.")
     seed: int = setting(1337, "Seed for initialisation and every random draw of training.")
 
     def check(self) -> None:
@@ -120,6 +122,8 @@ class TrainConfig:
         if not 0 <= self.average < 1:
             raise UsageError(f"--average must be in [0, 1): the fraction of the steps averaged, not {self.average}")
         patience_limit(self.patience)
+        if not self.patience_anneal >= 0:
+            raise UsageError(f"--patience-anneal must be 0 (stop at once) or positive, not {self.patience_anneal}")
         if self.seed < 0:
             raise UsageError(f"--seed must be a whole number of at least 0, not {self.seed}")
         if self.val_max < 0:

@@ -15,6 +15,7 @@ import numpy as np
 from charrnn import network, optim
 from charrnn.alloc import keep_freed_memory
 from charrnn.checkpoint import Checkpoint, save
+from charrnn.config import patience_limit
 from charrnn.data import Streams
 from charrnn.errors import CharRNNError, WorkerError
 from charrnn.events import Reporter, RunMetrics, RunStart, StepEvent
@@ -22,7 +23,7 @@ from charrnn.gradients import Gradients, InProcess
 from charrnn.limits import Limits
 from charrnn.numerics import LN2
 from charrnn.prepare import Run
-from charrnn.schedule import lr_at
+from charrnn.schedule import final_lr, lr_at
 from charrnn.validation import Validation
 
 HISTORY_EVERY = 10  # train-loss history keeps one mean per this many steps
@@ -76,6 +77,7 @@ class Progress:
         self.t0, self.seconds_before = time.monotonic(), ck.seconds
         self.chars, self.steps, self.window = 0, 0, []  # this run's characters, steps, last 100 losses
         self.stop_note = None  # set when validation says the run should stop early
+        self.anneal = None  # (step it began after, steps, lr then): the final anneal once patience ran out
 
     def clock(self) -> float:
         """Seconds of this run."""
@@ -95,8 +97,50 @@ class Progress:
         train_now = float(np.mean(self.window)) if self.window else float("nan")
         now = self.elapsed()  # the pass counts as at this training second, however long it takes
         val = self.validation.run(now, f"train {train_now:.4f} nats/char, {self.clock():.1f}s")
-        self.stop_note = self.validation.out_of_patience(now)
+        if self.anneal is None:
+            self.stop_note = self.validation.out_of_patience(now)
         return val
+
+    def begin_anneal(self, lr: float, now: float, limits: Limits, eval_every: int) -> bool:
+        """Patience ran out at this run's second ``now`` (agreed by all ranks): plan the final anneal, from ``lr``
+        down over --patience-anneal of the patience (in steps, at this run's pace), ending before any limit.
+        False if there is none to make, and the run stops now."""
+        ck = self.ck
+        share, (passes, seconds) = ck.train_config.patience_anneal, patience_limit(ck.train_config.patience)
+        if self.anneal is not None or share <= 0 or now <= 0:
+            return False
+        pace = self.steps / now  # steps per second of this run
+        span = share * (passes * eval_every if passes is not None else seconds * pace)
+        if limits.seconds is not None:
+            span = min(span, (limits.seconds - now) * pace)
+        if limits.steps is not None:
+            span = min(span, limits.steps - ck.step)
+        if int(span) < 1:
+            return False
+        self.anneal = (ck.step, int(span), lr)
+        self.rep.note(f"validation has not improved since step {ck.best_step} (--patience {ck.train_config.patience}): "
+                      f"annealing the learning rate over {int(span)} more steps (--patience-anneal {share:g}), "
+                      f"then stopping")
+        return True
+
+    def lr(self, tcfg, now: float) -> float:
+        """The learning rate of the next step, ``now`` seconds into this run."""
+        if self.anneal is None:
+            return lr_at(self.ck.step + 1, tcfg, now)
+        start, span, lr_from = self.anneal
+        return final_lr(lr_from, tcfg.lr * tcfg.min_lr_frac, self.ck.step + 1 - start, span)
+
+    def finish(self, stopped: str | None, eval_every: int) -> None:
+        """Score the last weights if the last step did not, say why a run out of patience stopped, and save."""
+        if self.steps == 0 or self.ck.step % eval_every != 0:
+            self.validate()
+        if stopped == "patience":
+            ck = self.ck
+            self.rep.note(self.stop_note if self.anneal is None else
+                          f"stopping early after the final anneal: the best, {ck.best_val:.4f} nats/char, "
+                          f"was at step {ck.best_step}")
+        self.elapsed()
+        self.save()
 
     def record(self, loss: float, norm: float, n_chars: int, lr: float) -> StepEvent:
         """Count a finished step; returns its event (without validation)."""
@@ -126,7 +170,10 @@ class Progress:
 
 
 def _stop_reason(ck: Checkpoint, limits: Limits, spe: int, now: float, should_stop, progress) -> str | None:
-    if progress.stop_note is not None:
+    if progress.anneal is not None:
+        if ck.step >= progress.anneal[0] + progress.anneal[1]:
+            return "patience"
+    elif progress.stop_note is not None:
         return "patience"
     if limits.steps is not None and ck.step >= limits.steps:
         return "steps"
@@ -170,9 +217,11 @@ def run(prepared: Run, by: Gradients, reporter: Reporter | None = None,
         while True:
             now = progress.clock()
             stopped, now = by.agree((_stop_reason(ck, limits, spe, now, should_stop, progress), now))
+            if stopped == "patience" and progress.begin_anneal(lr, now, limits, eval_every):
+                stopped = None
             if stopped:
                 break
-            lr = lr_at(ck.step + 1, tcfg, now)
+            lr = progress.lr(tcfg, now)
             try:
                 loss, norm, n_chars = train_step(ck, streams, lr, by)
             except WorkerError as exc:
@@ -187,12 +236,7 @@ def run(prepared: Run, by: Gradients, reporter: Reporter | None = None,
             if tcfg.save_every and ck.step % tcfg.save_every == 0:
                 progress.save()
             rep.step(ck, event)
-        if stopped == "patience":
-            rep.note(progress.stop_note)
-        elif progress.steps == 0 or ck.step % eval_every != 0:
-            progress.validate()
-        progress.elapsed()
-        progress.save()
+        progress.finish(stopped, eval_every)
     finally:
         rep.close()
     return progress.metrics(eval_every, streams.batch, streams.seq_len, stopped, lr)

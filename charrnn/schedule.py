@@ -30,3 +30,10 @@ def lr_at(step: int, cfg: TrainConfig, run_seconds: float = 0.0) -> float:
     if cfg.lr_decay_every and cfg.lr_decay != 1.0:
         return lr * cfg.lr_decay ** (step // cfg.lr_decay_every)
     return lr
+
+
+def final_lr(lr_from: float, floor: float, done: int, span: int) -> float:
+    """The learning rate ``done`` steps (1..span) into the final anneal that ends a run out of patience: a cosine
+    from ``lr_from`` (the rate when patience ran out) down to ``floor`` (lr * min_lr_frac) over ``span`` steps."""
+    floor = min(floor, lr_from)
+    return floor + (lr_from - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, done / max(span, 1))))

@@ -2,6 +2,7 @@
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -109,7 +110,7 @@ def test_resume_is_bit_exact_after_a_finished_run_an_early_stop_and_ctrl_c(tmp_p
     train_checkpoint(ck, ids, one, Limits(steps=40), workers=1)
     for how in ("finished", "patience", "SIGINT"):
         two = str(tmp_path / f"{how}.npz")
-        ck, ids = _fresh(text, patience="1" if how == "patience" else "")
+        ck, ids = _fresh(text, patience="1" if how == "patience" else "", patience_anneal=0)  # stops at once
         calls = []
 
         def stop():
@@ -127,19 +128,39 @@ def test_resume_is_bit_exact_after_a_finished_run_an_early_stop_and_ctrl_c(tmp_p
 
 
 def test_patience_stops_the_run_says_so_and_exits_0(cli, tmp_path):
-    out, metrics, stderr = _overfitting_run(cli, tmp_path, "--average", 0, "--patience", 3)
+    out, metrics, stderr = _overfitting_run(cli, tmp_path, "--average", 0, "--patience", 3, "--patience-anneal", 0)
     assert metrics["stopped_by"] == "patience" and metrics["steps"] < 300
     lines = [line for line in stderr.splitlines() if line.startswith("stopping early")]
     assert len(lines) == 1 and "3 validation passes (--patience 3)" in lines[0]
     assert metrics["steps"] == metrics["best_step"] + 3 * 20
     result = charrnn.train(tmp_path / "train.txt", val_file=str(tmp_path / "val.txt"), steps=300, eval_every=20,
                            hidden=96, lr=0.01, constant_lr=True, dropout=0, batch=8, seq_len=32, workers=1,
-                           average=0, patience="3")
+                           average=0, patience="3", patience_anneal=0)
     assert result.stopped_by == "patience" and result.steps == metrics["steps"]
     timed = charrnn.train(tmp_path / "train.txt", val_file=str(tmp_path / "val.txt"), steps=300, eval_every=20,
                           hidden=96, lr=0.01, constant_lr=True, dropout=0, batch=8, seq_len=32, workers=1,
-                          average=0, patience="0.001s")
+                          average=0, patience="0.001s")  # a patience too short to anneal over: it stops at once
     assert timed.stopped_by == "patience" and timed.steps == timed.best_step + 20
+
+
+def test_out_of_patience_a_run_anneals_to_the_floor_over_the_patience_then_stops(cli, tmp_path):
+    out, metrics, stderr = _overfitting_run(cli, tmp_path, "--average", 0, "--patience", 3, "--log", tmp_path / "l",
+                                           "--log-every", 1)
+    began = re.search(r"validation has not improved since step (\d+) \(--patience 3\): annealing the learning rate "
+                      r"over 60 more steps \(--patience-anneal 1\), then stopping", stderr)
+    assert began, stderr
+    trigger = int(began.group(1)) + 3 * 20  # patience ran out at this step
+    assert metrics["stopped_by"] == "patience" and metrics["steps"] == trigger + 60
+    assert "stopping early after the final anneal: the best" in stderr
+    rates = {e["step"]: e["lr"] for e in map(json.loads, (tmp_path / "l").read_text().splitlines()) if "lr" in e}
+    assert rates[trigger] == pytest.approx(0.01) and metrics["lr"] == pytest.approx(0.001)  # --lr to lr * 0.1
+    tail = [rates[s] for s in range(trigger + 1, trigger + 61)]
+    assert all(a > b for a, b in zip(tail, tail[1:]))  # falling all the way
+    assert checkpoint.load(str(out)).history["val"][-1][0] == trigger + 60  # the annealed weights were scored
+    near = charrnn.train(tmp_path / "train.txt", val_file=str(tmp_path / "val.txt"), steps=trigger + 10,
+                         eval_every=20, hidden=96, lr=0.01, constant_lr=True, dropout=0, batch=8, seq_len=32,
+                         workers=1, average=0, patience="3")  # the step limit comes first: a shorter anneal
+    assert near.stopped_by == "patience" and near.steps == trigger + 10 and near.lr == pytest.approx(0.001)
 
 
 @pytest.mark.parametrize("bad", ["0", "-2", "soon", "5x"])
