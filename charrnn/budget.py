@@ -22,7 +22,8 @@ A budget run also trains on fewer streams per step (BATCH, --batch): the
 updates, not the characters, are what a short run is short of.
 
 With a budget, a run also stops early when its validation loss has not
-improved for a quarter of the budget (--patience), keeping the best weights.
+improved for a quarter of the budget (--patience): it anneals its learning
+rate over as long again (charrnn.loop), then stops, keeping the best weights.
 """
 from __future__ import annotations
 
