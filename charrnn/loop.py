@@ -123,6 +123,13 @@ class Progress:
                       f"then stopping")
         return True
 
+    def out_of_patience(self) -> bool:
+        """Whether patience has run out, or, once it has, the final anneal is over."""
+        if self.anneal is None:
+            return self.stop_note is not None
+        start, span, _ = self.anneal
+        return self.ck.step >= start + span
+
     def lr(self, tcfg, now: float) -> float:
         """The learning rate of the next step, ``now`` seconds into this run."""
         if self.anneal is None:
@@ -170,10 +177,7 @@ class Progress:
 
 
 def _stop_reason(ck: Checkpoint, limits: Limits, spe: int, now: float, should_stop, progress) -> str | None:
-    if progress.anneal is not None:
-        if ck.step >= progress.anneal[0] + progress.anneal[1]:
-            return "patience"
-    elif progress.stop_note is not None:
+    if progress.out_of_patience():
         return "patience"
     if limits.steps is not None and ck.step >= limits.steps:
         return "steps"

@@ -6,9 +6,9 @@ import math
 from charrnn.config import TrainConfig
 
 
-def _cosine(lr: float, floor_frac: float, progress: float) -> float:
-    floor = lr * floor_frac
-    return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, progress))))
+def _cosine(high: float, low: float, progress: float) -> float:
+    """From ``high`` at progress 0 down to ``low`` at 1 and after."""
+    return low + (high - low) * 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, progress))))
 
 
 def lr_at(step: int, cfg: TrainConfig, run_seconds: float = 0.0) -> float:
@@ -24,9 +24,9 @@ def lr_at(step: int, cfg: TrainConfig, run_seconds: float = 0.0) -> float:
         return lr * step / cfg.warmup
     if cfg.cosine_steps:
         span = max(1, cfg.cosine_steps - cfg.warmup)
-        return _cosine(lr, cfg.min_lr_frac, (step - cfg.warmup) / span)
+        return _cosine(lr, lr * cfg.min_lr_frac, (step - cfg.warmup) / span)
     if cfg.cosine_seconds:
-        return _cosine(lr, cfg.min_lr_frac, run_seconds / cfg.cosine_seconds)
+        return _cosine(lr, lr * cfg.min_lr_frac, run_seconds / cfg.cosine_seconds)
     if cfg.lr_decay_every and cfg.lr_decay != 1.0:
         return lr * cfg.lr_decay ** (step // cfg.lr_decay_every)
     return lr
@@ -35,5 +35,4 @@ def lr_at(step: int, cfg: TrainConfig, run_seconds: float = 0.0) -> float:
 def final_lr(lr_from: float, floor: float, done: int, span: int) -> float:
     """The learning rate ``done`` steps (1..span) into the final anneal that ends a run out of patience: a cosine
     from ``lr_from`` (the rate when patience ran out) down to ``floor`` (lr * min_lr_frac) over ``span`` steps."""
-    floor = min(floor, lr_from)
-    return floor + (lr_from - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, done / max(span, 1))))
+    return _cosine(lr_from, min(floor, lr_from), done / span)
