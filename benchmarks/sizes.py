@@ -13,9 +13,9 @@ seconds, in this process (one worker: the model does not depend on the
 workers). Beside the run it keeps polynomial-decay averages of the weights
 over each fraction in --fracs, and at --evals points it scores the last 10%
 of CORPUS, as `charrnn eval` does, with the weights and with each average.
-A budget of S seconds on a machine that trains a GRU-512 at R chars/s
-reaches S x R characters (charrnn.budget): 5 minutes at 24,500 chars/s is
-about 1,800 steps of GRU-512, 850 of GRU-768.
+A budget of S seconds on a machine that trains a size at R chars/s shows
+it S x R characters (charrnn.budget): 5 minutes at 24,500 chars/s is
+about 1,800 steps of 64 x 64 characters.
 """
 from __future__ import annotations
 

@@ -3,13 +3,19 @@
 A budget in seconds means different things on different machines, so it is
 first turned into what this machine can do with it. Before the model is
 built, the run's own gradient computer (its workers, its threads) times a
-few training steps of a candidate GRU on random text: about a second, and
-the measured characters per second, times the budget, is the budget's
-*reach*, counted in the characters a GRU of 512 units would see in that
-time. Two measured tables (docs/quality.md) then decide:
+few training steps of a candidate GRU on random text, under a second for
+most sizes. The measured characters per second, times the budget, are the
+characters that size would *see* in the budget here. Two measured tables
+(docs/quality.md) then decide:
 
-* the size, from the reach: a larger model learns more from each character
-  but sees fewer, so the best size grows with the reach;
+* the size: each size beats the one below it once it sees enough
+  characters (a larger model learns more from each character but sees
+  fewer), so the budget takes the largest size that sees what it needs at
+  its own measured speed. Sizes are timed from a first guess up or down, so
+  a run times two or three of them, and no speed is taken from a table
+  measured elsewhere: how much slower a larger model trains differs from
+  machine to machine (a GRU-768 against a GRU-512: 0.48 on one, 0.30 on
+  another);
 * the regularisation, from the *exposure* the chosen model will get here:
   the passes it will make over the training text at its own measured speed,
   times its parameters per training character. A model that reads its text
@@ -37,23 +43,22 @@ import numpy as np
 from charrnn import network, optim
 from charrnn.config import ModelConfig, TrainConfig
 
-REFERENCE = 512  # reaches are counted in the characters a GRU of this size would see
+FIRST_GUESS = 512  # the size timed first for budgets over a minute (the smallest for shorter ones)
 
-# Characters per second of a GRU of each size against a GRU-512's, same machine and workers (measure_rate, with
-# two workers and on one core alike; from 512 units up they follow the FLOP counts). Only the first measurement
-# is converted with it; the chosen size's own rate is measured too.
-RELATIVE_SPEED = {128: 5.9, 256: 2.3, 512: 1.0, 768: 0.48, 1024: 0.26}
-
-# Each row: (reaches up to this many characters, hidden units, training defaults the budget changes).
-# Held-out loss on tiny-shakespeare's last 10%, each size at its best regularisation (docs/quality.md): at a
-# reach of 10M GRU-512 1.449 (it gains nothing from 14.7M: 1.451); at 20M GRU-768 1.439; at 40M GRU-768 and
-# GRU-1024 tie (1.431, 1.433), GRU-768 flat at its end and GRU-1024 still improving, so longer budgets take 1024.
+# Each row: (hidden units, the characters a GRU of that size must see to beat the row before, training defaults
+# the budget changes). Held-out loss on tiny-shakespeare's last 10% (docs/quality.md): GRU-384 lost to GRU-256 at
+# 2.4M characters against 4.7M (1.5444, 1.5239) and won at 4.1M against 8.2M (1.4814, 1.4885) and at 4.8M against
+# 8.8M (1.4716, 1.4874); GRU-512 won against GRU-384 at 6.1M against 9.9M (1.4481, 1.4663). GRU-512 gains nothing
+# past 10M characters (1.449 at 10M, 1.451 at 14.7M) where GRU-768 gives 1.439; GRU-1024 at 10.6M ties GRU-768 at
+# 20M (1.433, 1.431) and is still improving. The needs of GRU-256, -512, -768 and -1024 are where a rule by one
+# machine's relative speeds changed size, in that machine's characters of each size.
 BUDGET_SIZES = (
-    (1.5e6, 128, {"lr": 4e-3}),
-    (4.5e6, 256, {}),
-    (1.2e7, 512, {}),
-    (4.0e7, 768, {}),
-    (float("inf"), 1024, {}),
+    (128, 0.0, {"lr": 4e-3}),
+    (256, 3.5e6, {}),
+    (384, 3.6e6, {}),
+    (512, 4.5e6, {}),
+    (768, 5.8e6, {}),
+    (1024, 1.04e7, {}),
 )
 
 # Each row: (exposure up to this much, dropout, weight drop). Exposure = passes x parameters / training characters.
@@ -85,7 +90,8 @@ class BudgetChoice:
     hidden: int  # units of the one-layer GRU
     train: dict = field(default_factory=dict)  # TrainConfig fields the budget sets (flags still win)
     rate: float = 0.0  # the characters per second the chosen model is expected to train at here
-    reach: float = 0.0  # characters a GRU-512 would see in the budget here
+    chars: float = 0.0  # characters the chosen model will see in the budget here (rate x seconds)
+    timed: dict = field(default_factory=dict)  # hidden units -> measured chars/s, each size timed to choose
     passes: float | None = None  # expected passes over the training text
     exposure: float | None = None  # passes x parameters per training character
     train_chars: int | None = None  # the characters trained on, that the passes go over
@@ -96,22 +102,46 @@ def params_of(hidden: int, vocab_size: int) -> int:
     return sum(prod(s) for s in network.param_shapes(ModelConfig(vocab_size=vocab_size, hidden=hidden)).values())
 
 
+def choose_size(seconds: float, rate_of: Callable[[int], float]) -> tuple[int, dict]:
+    """(the row of :data:`BUDGET_SIZES` for a budget of ``seconds``, {hidden: chars/s} of the sizes timed).
+
+    The largest size that sees, at its own measured rate, the characters it
+    needs: timed from :data:`FIRST_GUESS` (or the smallest size, for a
+    minute or less) up while the next size up qualifies, or down until one
+    does. The needs grow with the size and the rates fall with it, so the
+    sizes that qualify are the first few rows and the walk ends at the last.
+    """
+    timed: dict[int, float] = {}
+
+    def qualifies(i: int) -> bool:
+        hidden, need, _ = BUDGET_SIZES[i]
+        if hidden not in timed:
+            timed[hidden] = rate_of(hidden)
+        return timed[hidden] * seconds >= need
+
+    i = 0 if seconds <= 60 else next(i for i, row in enumerate(BUDGET_SIZES) if row[0] == FIRST_GUESS)
+    if qualifies(i):
+        while i + 1 < len(BUDGET_SIZES) and qualifies(i + 1):
+            i += 1
+    else:
+        while not qualifies(i):  # the first row needs nothing
+            i -= 1
+    return i, timed
+
+
 def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[[int], float]) -> BudgetChoice:
     """The model for a --time budget of ``seconds`` over ``train_chars`` characters of training text.
 
     ``rate_of(hidden)`` measures the characters per second a GRU of that
     many units trains at on this machine, in batches of :data:`BATCH`
     streams unless --batch says otherwise (see :func:`measure_rate`); it is
-    called once, for the size most likely to be chosen, and once more only
-    if the reach points elsewhere.
+    called once for each size :func:`choose_size` times.
     """
-    guess = BUDGET_SIZES[0][1] if seconds <= 60 else REFERENCE
-    measured = rate_of(guess)
-    reach = measured / RELATIVE_SPEED[guess] * seconds
-    hidden, row = next((h, t) for limit, h, t in BUDGET_SIZES if reach <= limit)
+    i, timed = choose_size(seconds, rate_of)
+    hidden, _, row = BUDGET_SIZES[i]
+    rate = timed[hidden]
     train = {"batch": BATCH, **row}
-    rate = measured if hidden == guess else rate_of(hidden)
-    choice = BudgetChoice(hidden, train, rate=rate, reach=reach, train_chars=train_chars)
+    choice = BudgetChoice(hidden, train, rate=rate, chars=rate * seconds, timed=timed, train_chars=train_chars)
     choice.passes = rate * seconds / max(train_chars, 1)
     choice.exposure = choice.passes * params_of(hidden, vocab_size) / max(train_chars, 1)
     train["dropout"], train["weight_drop"] = next((d, w) for limit, d, w in EXPOSURE_REGULARISATION
@@ -124,11 +154,12 @@ def describe(choice: BudgetChoice, cell: str) -> str:
     """The note that names the choice and why."""
     extra = "".join(f", {k.replace('_', '-')} {f'{v:g}' if isinstance(v, float) else v}"
                     for k, v in choice.train.items())
-    return (f"{cell} of {choice.hidden} units{extra}; this machine trains it at ~{choice.rate:,.0f} chars/s, "
-            f"~{choice.passes:.1f} passes over {choice.train_chars:,} training characters")
+    return (f"{cell} of {choice.hidden} units{extra}; this machine trains it at ~{choice.rate:,.0f} chars/s: "
+            f"~{choice.chars / 1e6:.1f}M characters, ~{choice.passes:.1f} passes over {choice.train_chars:,} "
+            f"training characters")
 
 
-def measure_rate(by, vocab_size: int, hidden: int, batch: int, seq_len: int, steps: int = 2) -> float:
+def measure_rate(by, vocab_size: int, hidden: int, batch: int, seq_len: int, steps: int = 3) -> float:
     """Characters per second of training a GRU of ``hidden`` units here: ``steps`` timed steps (after one to
     warm up) of gradients from ``by`` (a charrnn.gradients.Gradients for that model and batch) and Adam's
     update, on random text of ``batch`` streams of ``seq_len`` characters."""
