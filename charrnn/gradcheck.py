@@ -29,10 +29,11 @@ def numeric_and_analytic(
     y = rng.integers(0, cfg.vocab_size, (seq_len, batch))
     s0 = np.tanh(rng.normal(0.0, 0.5, network.state_shape(cfg, batch)))  # a reachable state
 
-    def run():  # the same dropout masks at every evaluation
-        return network.loss_and_grads(params, cfg, x, y, s0, dropout, np.random.default_rng(seed + 1))
+    def loss():  # forward only, with the same dropout masks at every evaluation
+        nll, _ = network.chunk_nll(params, cfg, x, y, s0, dropout, np.random.default_rng(seed + 1))
+        return float(nll.sum(dtype=np.float64) / nll.size)
 
-    _, grads, _ = run()
+    _, grads, _ = network.loss_and_grads(params, cfg, x, y, s0, dropout, np.random.default_rng(seed + 1))
     out = {}
     for name, p in params.items():
         num = np.zeros_like(p)
@@ -40,9 +41,9 @@ def numeric_and_analytic(
         for i in range(flat.size):
             old = flat[i]
             flat[i] = old + eps
-            up = run()[0]
+            up = loss()
             flat[i] = old - eps
-            down = run()[0]
+            down = loss()
             flat[i] = old
             nflat[i] = (up - down) / (2 * eps)
         out[name] = (grads[name], num)

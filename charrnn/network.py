@@ -273,10 +273,11 @@ def loss_and_grads(params, cfg: ModelConfig, x, y, state0, dropout: "float | Dro
     return loss, grads, state_last
 
 
-def chunk_nll(params, cfg: ModelConfig, x, y, state0):
-    """Forward only: per-prediction loss. x, y (T, B); returns (nll (T, B) nats, state_last)."""
+def chunk_nll(params, cfg: ModelConfig, x, y, state0, dropout: "float | Dropout" = 0.0, rng=None):
+    """Forward only: per-prediction loss. x, y (T, B); returns (nll (T, B) nats, state_last). With ``dropout``,
+    the masks drawn from ``rng`` are those loss_and_grads draws from a Generator in the same state."""
     T, B = x.shape
-    top, state_last, _ = layers_forward(params, cfg, x, state0)
+    top, state_last, _ = layers_forward(params, cfg, x, state0, dropout, rng)
     nll, _, _ = _log_softmax_nll(output(params, top.reshape(T * B, -1)), y.reshape(-1))
     return nll.reshape(T, B), state_last
 

@@ -49,6 +49,23 @@ def test_carried_state_makes_chunks_equal_one_long_forward():
     assert loss == pytest.approx(first.mean())
 
 
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_the_forward_only_loss_draws_the_dropout_masks_the_training_pass_draws(cell):
+    """What gradcheck differentiates numerically: chunk_nll with a Generator in the same state gives
+    loss_and_grads' loss, and with other masks another one."""
+    cfg = ModelConfig(vocab_size=5, hidden=4, cell=cell, layers=2, dtype="float64")
+    params = network.init_params(cfg, np.random.default_rng(0))
+    x, y = np.random.default_rng(1).integers(0, 5, (2, 6, 3))
+    s0 = np.zeros(network.state_shape(cfg, 3))
+    drop = network.Dropout(0.4, 0.3)
+    loss, _, s_last = network.loss_and_grads(params, cfg, x, y, s0, drop, np.random.default_rng(7))
+    nll, s = network.chunk_nll(params, cfg, x, y, s0, drop, np.random.default_rng(7))
+    assert nll.mean() == pytest.approx(loss, rel=1e-13) and np.array_equal(s, s_last)
+    other, _ = network.chunk_nll(params, cfg, x, y, s0, drop, np.random.default_rng(8))
+    plain, _ = network.chunk_nll(params, cfg, x, y, s0)
+    assert abs(other.mean() - loss) > 1e-6 and abs(plain.mean() - loss) > 1e-6
+
+
 def test_the_carried_in_state_is_left_untouched():
     """Truncated BPTT: the caller owns h0 and gets a new h_last, so chunks cannot leak into each other."""
     cfg, params, x, y = _setup()
