@@ -52,7 +52,7 @@ def plot(
 
     Examples:
 
-      charrnn train corpora/home.txt --steps 100 -o logged.npz --log train.jsonl --log-every 5
+      charrnn train corpora/home.txt --steps 100 --hidden 32 -o logged.npz --log train.jsonl --log-every 5
 
       charrnn plot train.jsonl
     """

@@ -31,11 +31,11 @@ Stops at the first of --steps, --epochs and --time. Ctrl-C saves and exits 130.
 
 Examples:
 
-  charrnn train corpora/home.txt --steps 300 -o home.npz
+  charrnn train corpora/home.txt --steps 300 --hidden 64 -o home.npz
 
   charrnn train corpora/pantry.txt --steps 50 --hidden 64 -o pantry.npz
 
-  cat corpora/home.txt | charrnn train - --steps 100 -o piped.npz --force
+  cat corpora/home.txt | charrnn train - --steps 100 --hidden 32 -o piped.npz --force
 """
 
 # The flags that concern only this command's output, not the run.
