@@ -69,7 +69,7 @@ def test_the_documented_sizes_are_what_the_rule_chooses():
 def test_each_size_is_timed_once_and_only_those_the_walk_reaches():
     calls = []
     rate_of = lambda hidden: calls.append(hidden) or 10_000.0 * OTHER[hidden]  # noqa: E731
-    assert BUDGET_SIZES[choose_size(1200, rate_of)[0]][0] == 512 and calls == [512, 768]  # 12M, then 3.6M of 5.8M
+    assert BUDGET_SIZES[choose_size(1200, rate_of)[0]][0] == 512 and calls == [512, 768]  # 12M, then 3.6M of its 5.8M
     calls.clear()
     assert BUDGET_SIZES[choose_size(300, rate_of)[0]][0] == 384 and calls == [512, 384]  # 3M of 4.5M, then 4.8M
     calls.clear()
