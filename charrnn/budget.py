@@ -12,7 +12,7 @@ characters that size would *see* in the budget here. Two measured tables
   characters (a larger model learns more from each character but sees
   fewer), so the budget takes the largest size that sees what it needs at
   its own measured speed. Sizes are timed from a first guess up or down, so
-  a run times two or three of them, and no speed is taken from a table
+  a run times one to three of them, and no speed is taken from a table
   measured elsewhere: how much slower a larger model trains differs from
   machine to machine (a GRU-768 against a GRU-512: 0.48 on one, 0.30 on
   another);
@@ -111,6 +111,8 @@ def choose_size(seconds: float, rate_of: Callable[[int], float]) -> tuple[int, d
     minute or less) up while the next size up qualifies, or down until one
     does. The needs grow with the size and the rates fall with it, so the
     sizes that qualify are the first few rows and the walk ends at the last.
+    A larger size is not timed when even the smaller one's rate would not
+    show it what it needs.
     """
     timed: dict[int, float] = {}
 
@@ -120,9 +122,12 @@ def choose_size(seconds: float, rate_of: Callable[[int], float]) -> tuple[int, d
             timed[hidden] = rate_of(hidden)
         return timed[hidden] * seconds >= need
 
+    def within_reach(i: int) -> bool:  # row i could qualify at row i - 1's (timed) rate
+        return i < len(BUDGET_SIZES) and timed[BUDGET_SIZES[i - 1][0]] * seconds >= BUDGET_SIZES[i][1]
+
     i = 0 if seconds <= 60 else next(i for i, row in enumerate(BUDGET_SIZES) if row[0] == FIRST_GUESS)
     if qualifies(i):
-        while i + 1 < len(BUDGET_SIZES) and qualifies(i + 1):
+        while within_reach(i + 1) and qualifies(i + 1):
             i += 1
     else:
         while not qualifies(i):  # the first row needs nothing

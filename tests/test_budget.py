@@ -73,7 +73,11 @@ def test_each_size_is_timed_once_and_only_those_the_walk_reaches():
     calls.clear()
     assert BUDGET_SIZES[choose_size(300, rate_of)[0]][0] == 384 and calls == [512, 384]  # 3M of 4.5M, then 4.8M
     calls.clear()
-    assert BUDGET_SIZES[choose_size(20, rate_of)[0]][0] == 128 and calls == [128, 256]  # 0.66M of 3.5M
+    assert BUDGET_SIZES[choose_size(500, rate_of)[0]][0] == 512 and calls == [512]  # 5M: no GRU-768 sees 5.8M
+    calls.clear()
+    assert BUDGET_SIZES[choose_size(20, rate_of)[0]][0] == 128 and calls == [128]  # 1.7M: no GRU-256 sees 3.5M
+    calls.clear()
+    assert BUDGET_SIZES[choose_size(60, rate_of)[0]][0] == 128 and calls == [128, 256]  # 5.2M, then 2.0M of 3.5M
 
 
 def test_a_size_that_trains_slower_here_than_elsewhere_is_not_chosen():
