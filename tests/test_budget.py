@@ -13,12 +13,16 @@ from conftest import CORPORA, ROOT
 QUALITY = (ROOT / "docs" / "quality.md").read_text()
 
 
-def documented(name: str) -> list[tuple]:
-    """The rows (limit, what, ...) of a table in docs/quality.md between <!-- name --> markers."""
+def table(name: str) -> list[list[str]]:
+    """The cells of each body row of the table in docs/quality.md between <!-- name --> markers."""
     block = QUALITY.split(f"<!-- {name} -->")[1].split(f"<!-- /{name} -->")[0]
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in block.strip().splitlines()[2:]]
+
+
+def documented(name: str) -> list[tuple]:
+    """The rows (limit, what, ...) of a table whose first column reads "up to X" (or "more")."""
     rows = []
-    for line in block.strip().splitlines()[2:]:
-        limit, *what = [cell.strip() for cell in line.strip().strip("|").split("|")]
+    for limit, *what in table(name):
         m = re.fullmatch(r"up to ([\d.]+)(M?)", limit)
         rows.append((float(m.group(1)) * (1e6 if m.group(2) else 1) if m else float("inf"), *what))
     return rows
@@ -37,12 +41,7 @@ def machine(rate_512: float, relative=ONE):
 
 def documented_sizes() -> list[tuple[str, float]]:
     """(model, characters it must see) of each row of docs/quality.md's budget-sizes table."""
-    block = QUALITY.split("<!-- budget-sizes -->")[1].split("<!-- /budget-sizes -->")[0]
-    rows = []
-    for line in block.strip().splitlines()[2:]:
-        what, need = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        rows.append((what, float(need.rstrip("M")) * 1e6 if need.endswith("M") else 0.0))
-    return rows
+    return [(what, float(need.rstrip("M")) * 1e6 if need.endswith("M") else 0.0) for what, need in table("budget-sizes")]
 
 
 def test_the_documented_sizes_are_what_the_rule_chooses():
