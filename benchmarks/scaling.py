@@ -1,12 +1,12 @@
 """How training throughput scales with worker processes, and what happens when cores are shared.
 
-    python benchmarks/scaling.py CORPUS [--cells gru:384,gru:256,rnn:256,lstm:256] [--windows 5] [--json]
+    python benchmarks/scaling.py CORPUS [--cells gru:384,gru:256,rnn:256,lstm:256] [--batch 64] [--windows 5] [--json]
 
 Three measurements, each in one run so that they see the same machine:
 
 1. workers: chars/s of the real training step for ``--workers 1`` (this
    process, NumPy's BLAS threads) and ``--workers 2..cores`` (a WorkerPool of
-   single-threaded processes), B=64, T=64, in alternating windows; medians and
+   single-threaded processes), B=--batch, T=64, in alternating windows; medians and
    the ratio to --workers 1.
 2. contention: two ``charrnn train --time 15s`` commands started together, each with its
    default workers, against one such command alone (chars/s as --json
@@ -41,10 +41,12 @@ def rate(trainer: CharrnnTrainer, seconds: float) -> float:
     return trainer.chars_per_step * n / timed(trainer.steps, n)
 
 
-def workers_rows(vocab, ids, cell: str, H: int, cores: int, windows: int, seconds: float) -> list[dict]:
+def workers_rows(vocab, ids, cell: str, H: int, cores: int, windows: int, seconds: float,
+                 batch: int = 64) -> list[dict]:
     """chars/s for --workers 1..cores (1: in this process), alternating windows."""
     counts = list(range(1, cores + 1))
-    trainers = {n: CharrnnTrainer(vocab, ids, H, cell=cell, workers=0 if n == 1 else n) for n in counts}
+    trainers = {n: CharrnnTrainer(vocab, ids, H, batch=batch, cell=cell, workers=0 if n == 1 else n)
+                for n in counts}
     try:
         rates = {n: [] for n in counts}
         for t in trainers.values():
@@ -129,6 +131,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("corpus", help="a UTF-8 text file, e.g. ../shared/data/tinyshakespeare.txt")
     ap.add_argument("--cells", default="gru:384,gru:256,rnn:256,lstm:256", help="cell:hidden pairs")
+    ap.add_argument("--batch", type=int, default=64, help="streams per step of the workers comparison")
     ap.add_argument("--windows", type=int, default=5)
     ap.add_argument("--window-seconds", type=float, default=2.0)
     ap.add_argument("--contention-seconds", type=float, default=15.0, help="--time of each concurrent run (0: skip)")
@@ -142,7 +145,7 @@ def main() -> None:
     result = {"cores": cores, "matmul_gflops_64x384": round(matmul_gflops(64, 384), 1), "workers": [],
               "per_worker": [], "contention": []}
     for cell, H in pairs:
-        result["workers"] += workers_rows(vocab, ids, cell, H, cores, args.windows, args.window_seconds)
+        result["workers"] += workers_rows(vocab, ids, cell, H, cores, args.windows, args.window_seconds, args.batch)
     result["per_worker"] = per_worker_rows(vocab, ids, *pairs[0], args.windows, args.window_seconds)
     if args.contention_seconds:
         result["contention"] = contention_rows(args.corpus, args.contention_seconds, args.repeats)
@@ -151,7 +154,7 @@ def main() -> None:
     if args.json_output:
         print(json.dumps(result, indent=2))
         return
-    print(f"{cores} cores; float32 (64x384)@(384x384) matmul: {result['matmul_gflops_64x384']} GFLOP/s; B=64, T=64")
+    print(f"{cores} cores; float32 (64x384)@(384x384) matmul: {result['matmul_gflops_64x384']} GFLOP/s; B={args.batch}, T=64")
     print(f"\n{'model':10} {'workers':>7} {'chars/s':>9} {'vs 1':>6}")
     for r in result["workers"]:
         print(f"{r['cell']}-{r['hidden']:<6} {r['workers']:>7} {r['chars_per_sec']:>9,} {r['vs_workers_1']:>5.2f}x")

@@ -90,6 +90,9 @@ class TrainConfig:
     patience_anneal: float = setting(1.0, "When --patience runs out, first decay the learning rate to its floor over "
                                           "this share of the patience more, then stop; 0 stops at once.")
     seed: int = setting(1337, "Seed for initialisation and every random draw of training.")
+    one_process: bool = setting(False, "Gradients computed in one process with its BLAS threads, not on a pool of "
+                                       "workers: what a budget's timing chose; a resume goes on the same way.",
+                                cli=False)
 
     def check(self) -> None:
         _positive(self, "seq_len", "batch", "lr", "lookup_lr")

@@ -51,20 +51,37 @@ class _Callbacks(Reporter):
 
 class _Calibration:
     """Times candidate models for the budget rule with the run's own gradient computer, and keeps the last one
-    it opened, so that training goes on with it when the budget chose that model."""
+    it opened, so that training goes on with it when the budget chose that model.
+
+    Where the run may choose (neither --workers nor $CHARRNN_WORKERS, no MPI, and cores for a pool), each
+    candidate is timed both ways: on the pool, and in this process with its BLAS threads. The model trains
+    the faster way. A pool splits the streams, so every worker reads all of the recurrent weights at every
+    step; threads split the weights. A large model is faster on threads (GRU-1024: 3,200 against 2,000
+    chars/s on the Xeon of docs/performance.md), a small one on a pool."""
 
     def __init__(self, workers: int | None, team=None):
         self.workers, self.team, self.kept = workers, team, None  # kept: (key, Gradients)
+        self.chosen: dict = {}  # (hidden, batch) -> (workers, {workers: chars/s}) of each GRU timed both ways
+
+    def workers_for(self, cfg: ModelConfig, batch: int) -> int | None:
+        """The processes to share a batch of ``cfg``'s model: the faster way if it was timed both ways."""
+        return self.chosen[cfg.hidden, batch][0] if (cfg.hidden, batch) in self.chosen else self.workers
 
     def gradients(self, cfg: ModelConfig, batch: int) -> Gradients:
-        """The Gradients for a model of ``cfg`` and ``batch`` streams: the kept one if it fits, else a new one."""
+        """The Gradients for a model of ``cfg`` and ``batch`` streams: the kept one if it fits, else a new one
+        (the faster way, if this model was timed both ways)."""
         key = (repr(cfg), batch)
-        if self.kept is not None and self.kept[0] == key:
+        workers = self.workers_for(cfg, batch)
+        if self.kept is not None and self.kept[0] == key and workers in (None, self.kept[1].size):
             return self.kept[1]
         self.close()
-        by = self.team or open_pool(self.workers, cfg, batch) or InProcess()
+        by = self.team or open_pool(workers, cfg, batch) or InProcess()
         self.kept = (key, by)
         return by
+
+    def may_choose(self) -> bool:
+        """Whether nothing fixes the processes that share a batch."""
+        return self.team is None and self.workers is None and not os.environ.get("CHARRNN_WORKERS", "").strip()
 
     def rate(self, vocab_size: int, hidden: int, batch: int, seq_len: int) -> float:
         """Characters per second of a GRU of ``hidden`` units, measured as it would train."""
@@ -72,12 +89,25 @@ class _Calibration:
         if self.team is not None:  # rank 0 measures alone, one BLAS thread, on its share of the streams
             share = max(1, batch // self.team.size)
             return budget.measure_rate(InProcess(), vocab_size, hidden, share, seq_len) * batch / share
-        return budget.measure_rate(self.gradients(cfg, batch), vocab_size, hidden, batch, seq_len)
+        by = self.gradients(cfg, batch)
+        rate = budget.measure_rate(by, vocab_size, hidden, batch, seq_len)
+        if by.size == 1 or not self.may_choose():
+            return rate
+        rates = {by.size: rate, 1: budget.measure_rate(InProcess(), vocab_size, hidden, batch, seq_len)}
+        self.chosen[hidden, batch] = (max(rates, key=rates.get), rates)
+        return max(rates.values())
 
     def close(self) -> None:
         if self.kept is not None and self.kept[1] is not self.team:
             self.kept[1].close()
         self.kept = None
+
+
+def _way_note(cfg: ModelConfig, rates: dict) -> str:
+    n = max(rates)
+    return (f"note: {cfg.cell}-{cfg.hidden} trains faster here in one process with its BLAS threads than on "
+            f"{n} workers (~{rates[1]:,.0f} against ~{rates[n]:,.0f} chars/s); it trains that way "
+            f"(pass --workers to choose)")
 
 
 def _prepared_and_gradients(paths: list[str], out: str | None, opts, note) -> tuple[Run, Gradients]:
@@ -91,7 +121,15 @@ def _prepared_and_gradients(paths: list[str], out: str | None, opts, note) -> tu
         if team is not None:
             return team.broadcast_run(lambda: prepare_run(paths, out, opts, note, calibration.rate)), team
         prepared = prepare_run(paths, out, opts, note, calibration.rate)
-        return prepared, calibration.gradients(prepared.ck.model_config, prepared.streams.batch)
+        cfg, tcfg, batch = prepared.ck.model_config, prepared.ck.train_config, prepared.streams.batch
+        if (cfg.hidden, batch) in calibration.chosen:  # a budget timed this model both ways
+            workers, rates = calibration.chosen[cfg.hidden, batch]
+            tcfg.one_process = workers == 1
+            if tcfg.one_process:
+                note(_way_note(cfg, rates))
+        elif tcfg.one_process and calibration.may_choose():  # a resumed run goes on the way its budget chose
+            calibration.workers = 1
+        return prepared, calibration.gradients(cfg, batch)
     except BaseException:
         calibration.close()
         raise

@@ -1,0 +1,75 @@
+"""A budget times each size on a pool of workers and in one process, and trains the faster way."""
+import pytest
+
+import charrnn
+from charrnn import budget, checkpoint
+from charrnn.gradients import InProcess
+from charrnn.workers import available_cores
+
+pytestmark = pytest.mark.skipif(available_cores() < 2, reason="a pool of workers needs two cores")
+
+# A GRU's chars/s on a pool, against a GRU-512's (the EPYC's figures in docs/quality.md): a 3 s budget at 5M
+# chars/s for a GRU-512 shows a GRU-768 7.2M characters, more than its 5.8M, and a GRU-1024 too few.
+POOL = {128: 5.9, 256: 2.3, 384: 1.84, 512: 1.0, 768: 0.48, 1024: 0.26}
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text("the quick brown fox jumps over the lazy dog\n" * 1200)  # 32 streams of 64 fit: a pool can start
+    return path
+
+
+def stub_rates(monkeypatch, here_share: float) -> list:
+    """Stub the measurement: one process trains at ``here_share`` times a pool's rate. Returns the (hidden,
+    processes) of each call."""
+    calls = []
+
+    def rate(by, vocab_size, hidden, batch, seq_len, steps=3):
+        calls.append((hidden, by.size))
+        return 5e6 * POOL[hidden] * (here_share if isinstance(by, InProcess) else 1.0)
+
+    monkeypatch.setattr(budget, "measure_rate", rate)
+    return calls
+
+
+def test_a_model_faster_in_one_process_trains_there_and_says_so(corpus, tmp_path, monkeypatch):
+    calls = stub_rates(monkeypatch, here_share=1.3)
+    notes = []
+    out = tmp_path / "m.npz"
+    result = charrnn.train(corpus, out, time="3s", steps=2, on_note=notes.append)
+    assert (768, 1) in calls and (768, 2) in calls  # timed both ways
+    assert result.workers == 1 and checkpoint.load(str(out)).train_config.one_process
+    way = [n for n in notes if "one process" in n]
+    assert len(way) == 1 and "gru-768" in way[0] and f"~{5e6 * 0.48 * 1.3:,.0f} against ~{5e6 * 0.48:,.0f}" in way[0]
+    choice = next(n for n in notes if n.startswith("note: --time 3s"))
+    assert f"~{5e6 * 0.48 * 1.3:,.0f} chars/s" in choice  # the rate the model will train at is the faster one
+
+
+def test_a_model_faster_on_the_pool_trains_there(corpus, tmp_path, monkeypatch):
+    calls = stub_rates(monkeypatch, here_share=0.7)
+    notes = []
+    out = tmp_path / "m.npz"
+    result = charrnn.train(corpus, out, time="3s", steps=2, on_note=notes.append)
+    assert (768, 1) in calls and result.workers == 2
+    assert not checkpoint.load(str(out)).train_config.one_process
+    assert not any("one process" in n for n in notes)
+
+
+@pytest.mark.parametrize("how", ["flag", "environment"])
+def test_workers_given_are_not_second_guessed(corpus, tmp_path, monkeypatch, how):
+    calls = stub_rates(monkeypatch, here_share=1.3)
+    if how == "environment":
+        monkeypatch.setenv("CHARRNN_WORKERS", "2")
+    flags = {"workers": 2} if how == "flag" else {}
+    result = charrnn.train(corpus, tmp_path / "m.npz", time="3s", steps=2, **flags)
+    assert calls and all(n == 2 for _, n in calls) and result.workers == 2
+
+
+def test_a_resumed_run_goes_on_the_way_its_budget_chose_unless_told(corpus, tmp_path, monkeypatch):
+    stub_rates(monkeypatch, here_share=1.3)
+    out = tmp_path / "m.npz"
+    charrnn.train(corpus, out, time="3s", steps=2)
+    assert charrnn.train(corpus, out, resume=True, steps=3).workers == 1
+    assert charrnn.train(corpus, out, resume=True, steps=4, workers=2).workers == 2
+    assert checkpoint.load(str(out)).train_config.one_process  # what the budget chose stays in the file
