@@ -46,7 +46,8 @@ class RunOptions:
                                               "(repeatable; *.py matches at any depth).")
     no_cache: bool = setting(False, "Read the corpus without writing a cache of its ids (see 'charrnn cache').")
     workers: Optional[int] = setting(None, "Processes sharing each batch. (default $CHARRNN_WORKERS, else the "
-                                           "available cores, keeping >= 8 streams each)")
+                                           "available cores, keeping >= 8 streams each; a --time budget "
+                                           "trains in one process instead where that is faster)")
 
 
 def cli_fields(cls) -> list:

@@ -40,7 +40,6 @@ class Run:
     text_chars: int = 0  # characters of text read (training and held-out validation)
     out: str | None = None  # where to save (None: never)
     resumed: bool = False
-    workers: int | None = None  # processes sharing each batch (None: the default for the batch)
 
 
 def _same_model(ck: Checkpoint, opts: TrainOptions, check_optimizer: bool) -> None:
@@ -149,8 +148,7 @@ def prepare_run(corpus: Sequence[str], out: str | None, opts: TrainOptions,
     _set_schedule(ck, opts, steps, seconds)
     _set_keeping(ck)
     streams, val_ids = streams_and_val(ck, ids, _val_file_ids(ck, opts, warn), warn)
-    return Run(ck, streams, val_ids, Limits(steps, opts.epochs, seconds), len(ids), out=out, resumed=opts.resume,
-               workers=opts.workers)
+    return Run(ck, streams, val_ids, Limits(steps, opts.epochs, seconds), len(ids), out=out, resumed=opts.resume)
 
 
 def _streams_for(ck: Checkpoint, train_ids, warn) -> Streams:

@@ -56,8 +56,8 @@ class _Calibration:
     Where the run may choose (neither --workers nor $CHARRNN_WORKERS, no MPI, and cores for a pool), each
     candidate is timed both ways: on the pool, and in this process with its BLAS threads. The model trains
     the faster way. A pool splits the streams, so every worker reads all of the recurrent weights at every
-    step; threads split the weights. A large model is faster on threads (GRU-1024: 3,200 against 2,000
-    chars/s on the Xeon of docs/performance.md), a small one on a pool."""
+    step; threads split the weights. Which is faster depends on the model and the machine (docs/scaling.md: on
+    one, two workers train a GRU-1024 at 0.71 of one process's speed; on another they give a GRU-384 1.17x)."""
 
     def __init__(self, workers: int | None, team=None):
         self.workers, self.team, self.kept = workers, team, None  # kept: (key, Gradients)
