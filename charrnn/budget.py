@@ -22,7 +22,9 @@ characters that size would *see* in the budget here. Two measured tables
   too often for its size learns it by heart; one much smaller than its text
   can read it many times without doing so. The more exposure, the more
   dropout of the outputs (--dropout) and of the recurrent weights
-  (--weight-drop).
+  (--weight-drop). Dropout slows a step, so a chosen size that gets some is
+  timed again with it, and gives way to the next size down if it then no
+  longer sees what it needs.
 
 A budget run also trains on fewer streams per step (BATCH, --batch): the
 updates, not the characters, are what a short run is short of.
@@ -136,23 +138,47 @@ def choose_size(seconds: float, rate_of: Callable[[int], float]) -> tuple[int, d
     return i, timed
 
 
-def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[[int], float]) -> BudgetChoice:
+def exposure_of(chars: float, hidden: int, train_chars: int, vocab_size: int) -> float:
+    """Passes over ``train_chars`` characters in ``chars`` seen, times a GRU-``hidden``'s parameters per
+    training character."""
+    return chars / max(train_chars, 1) * params_of(hidden, vocab_size) / max(train_chars, 1)
+
+
+def regularisation(exposure: float) -> tuple[float, float]:
+    """(dropout, weight drop) for a model that will get ``exposure`` (:data:`EXPOSURE_REGULARISATION`)."""
+    return next((d, w) for limit, d, w in EXPOSURE_REGULARISATION if exposure <= limit)
+
+
+def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[[int], float],
+           rate_with: Callable[[int, float, float], float] | None = None) -> BudgetChoice:
     """The model for a --time budget of ``seconds`` over ``train_chars`` characters of training text.
 
     ``rate_of(hidden)`` measures the characters per second a GRU of that
     many units trains at on this machine, in batches of :data:`BATCH`
     streams unless --batch says otherwise (see :func:`measure_rate`); it is
-    called once for each size :func:`choose_size` times.
+    called once for each size :func:`choose_size` times. Dropout slows a
+    step, so when the chosen size gets some, ``rate_with(hidden, dropout,
+    weight_drop)`` times it again with that dropout; where it then no longer
+    sees what it needs, the next size down is taken.
     """
     i, timed = choose_size(seconds, rate_of)
-    hidden, _, row = BUDGET_SIZES[i]
-    rate = timed[hidden]
+    while True:
+        hidden, need, row = BUDGET_SIZES[i]
+        if hidden not in timed:  # a size below the first one timed
+            timed[hidden] = rate_of(hidden)
+        rate = timed[hidden]
+        drop = regularisation(exposure_of(rate * seconds, hidden, train_chars, vocab_size))
+        if rate_with is None or drop == (0.0, 0.0):
+            break
+        rate = rate_with(hidden, *drop)
+        if rate * seconds >= need or i == 0:
+            break
+        i -= 1
     train = {"batch": BATCH, **row}
     choice = BudgetChoice(hidden, train, rate=rate, chars=rate * seconds, timed=timed, train_chars=train_chars)
     choice.passes = rate * seconds / max(train_chars, 1)
-    choice.exposure = choice.passes * params_of(hidden, vocab_size) / max(train_chars, 1)
-    train["dropout"], train["weight_drop"] = next((d, w) for limit, d, w in EXPOSURE_REGULARISATION
-                                                  if choice.exposure <= limit)
+    choice.exposure = exposure_of(choice.chars, hidden, train_chars, vocab_size)
+    train["dropout"], train["weight_drop"] = regularisation(choice.exposure)
     train["patience"] = f"{PATIENCE_SHARE * seconds:g}s"
     return choice
 
@@ -166,10 +192,12 @@ def describe(choice: BudgetChoice, cell: str) -> str:
             f"training characters")
 
 
-def measure_rate(by, vocab_size: int, hidden: int, batch: int, seq_len: int, steps: int = 3) -> float:
+def measure_rate(by, vocab_size: int, hidden: int, batch: int, seq_len: int, steps: int = 3,
+                 dropout: tuple[float, float] = (0.0, 0.0)) -> float:
     """Characters per second of training a GRU of ``hidden`` units here: ``steps`` timed steps (after one to
     warm up) of gradients from ``by`` (a charrnn.gradients.Gradients for that model and batch) and Adam's
-    update, on random text of ``batch`` streams of ``seq_len`` characters."""
+    update, on random text of ``batch`` streams of ``seq_len`` characters, with ``dropout`` (of the outputs,
+    of the recurrent weights)."""
     cfg = ModelConfig(vocab_size=vocab_size, hidden=hidden)
     rng = np.random.default_rng(0)
     params = network.init_params(cfg, rng)
@@ -179,7 +207,7 @@ def measure_rate(by, vocab_size: int, hidden: int, batch: int, seq_len: int, ste
     times = []
     for _ in range(steps + 1):
         t0 = time.perf_counter()
-        _, grads, _ = by.loss_and_grads(params, cfg, x, y, state)
+        _, grads, _ = by.loss_and_grads(params, cfg, x, y, state, network.Dropout(*dropout), rng)
         optim.update(params, grads, opt, tcfg, 1e-4)
         times.append(time.perf_counter() - t0)
     return batch * seq_len / float(np.median(times[1:]))

@@ -88,7 +88,8 @@ def _fresh(opts: TrainOptions, corpus: Corpus, seconds: float | None, warn, cali
         held = 0 if tcfg.val_files else min(int(n * tcfg.val_frac), tcfg.val_max or n)
         batch = budget.BATCH if opts.batch is None else tcfg.batch
         B, T = fit_shape(n - held, batch, tcfg.seq_len)  # the streams the model will train on
-        choice = budget.choose(seconds, n - held, vocab.size, lambda hidden: calibrate(vocab.size, hidden, B, T))
+        choice = budget.choose(seconds, n - held, vocab.size, lambda hidden: calibrate(vocab.size, hidden, B, T),
+                               lambda hidden, *drop: calibrate(vocab.size, hidden, B, T, drop))
         choice.train = {k: v for k, v in choice.train.items() if getattr(opts, k) is None}  # flags win
         shape, tcfg = {"hidden": choice.hidden}, replace(tcfg, **choice.train)
         warn(f"note: --time {opts.time}: {budget.describe(choice, ModelConfig().cell)} (pass --hidden to choose)")
@@ -118,18 +119,20 @@ def _set_keeping(ck: Checkpoint) -> None:
         ck.served, ck.served_kind, ck.served_step = None, "last", None
 
 
-def measure_here(vocab_size: int, hidden: int, batch: int, seq_len: int) -> float:
+def measure_here(vocab_size: int, hidden: int, batch: int, seq_len: int,
+                 dropout: tuple[float, float] = (0.0, 0.0)) -> float:
     """Characters per second of a GRU of ``hidden`` units trained in this process (see budget.measure_rate)."""
-    return budget.measure_rate(InProcess(), vocab_size, hidden, batch, seq_len)
+    return budget.measure_rate(InProcess(), vocab_size, hidden, batch, seq_len, dropout=dropout)
 
 
 def prepare_run(corpus: Sequence[str], out: str | None, opts: TrainOptions,
                 warn: Callable[[str], None] = lambda m: None,
-                calibrate: Callable[[int, int, int, int], float] = measure_here) -> Run:
+                calibrate: Callable[..., float] = measure_here) -> Run:
     """Check the options, read the corpus and build the checkpoint a run starts from.
 
-    ``calibrate(vocab_size, hidden, batch, seq_len)`` measures the training
-    rate of a candidate model for the --time budget rule (charrnn.budget).
+    ``calibrate(vocab_size, hidden, batch, seq_len, dropout=(0, 0))`` measures
+    the training rate of a candidate model, with that dropout of its outputs
+    and recurrent weights, for the --time budget rule (charrnn.budget).
     """
     seconds = check_options(opts, out)
     data = open_corpus(list(corpus), opts.glob, opts.encoding_errors, cache=not opts.no_cache, note=warn)

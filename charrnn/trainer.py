@@ -83,17 +83,20 @@ class _Calibration:
         """Whether nothing fixes the processes that share a batch."""
         return self.team is None and self.workers is None and not os.environ.get("CHARRNN_WORKERS", "").strip()
 
-    def rate(self, vocab_size: int, hidden: int, batch: int, seq_len: int) -> float:
-        """Characters per second of a GRU of ``hidden`` units, measured as it would train."""
+    def rate(self, vocab_size: int, hidden: int, batch: int, seq_len: int,
+             dropout: tuple[float, float] = (0.0, 0.0)) -> float:
+        """Characters per second of a GRU of ``hidden`` units with ``dropout`` (of its outputs, of its recurrent
+        weights), measured as it would train: on its faster way, once that is known."""
         cfg = ModelConfig(vocab_size=vocab_size, hidden=hidden)
         if self.team is not None:  # rank 0 measures alone, one BLAS thread, on its share of the streams
             share = max(1, batch // self.team.size)
-            return budget.measure_rate(InProcess(), vocab_size, hidden, share, seq_len) * batch / share
+            return budget.measure_rate(InProcess(), vocab_size, hidden, share, seq_len, dropout=dropout) * batch / share
         by = self.gradients(cfg, batch)
-        rate = budget.measure_rate(by, vocab_size, hidden, batch, seq_len)
-        if by.size == 1 or not self.may_choose():
+        rate = budget.measure_rate(by, vocab_size, hidden, batch, seq_len, dropout=dropout)
+        if by.size == 1 or not self.may_choose() or (hidden, batch) in self.chosen:
             return rate
-        rates = {by.size: rate, 1: budget.measure_rate(InProcess(), vocab_size, hidden, batch, seq_len)}
+        rates = {by.size: rate, 1: budget.measure_rate(InProcess(), vocab_size, hidden, batch, seq_len,
+                                                       dropout=dropout)}
         self.chosen[hidden, batch] = (max(rates, key=rates.get), rates)
         return max(rates.values())
 

@@ -87,6 +87,27 @@ def test_a_size_that_trains_slower_here_than_elsewhere_is_not_chosen():
     assert other.timed[768] == pytest.approx(12_000 * OTHER[768]) and other.chars == pytest.approx(12_000 * 1200)
 
 
+def test_a_size_its_dropout_slows_below_its_need_gives_way_to_the_next_one_down():
+    rate_of = machine(12_000, ONE)  # twenty minutes: a GRU-768 sees 6.9M of its 5.8M without dropout
+    plain = choose(1200, 903_468, 65, rate_of)
+    assert plain.hidden == 768 and (plain.train["dropout"], plain.train["weight_drop"]) == (0.2, 0.25)
+    calls = []
+
+    def slowed(share):
+        return lambda hidden, dropout, weight_drop: calls.append((hidden, dropout, weight_drop)) or \
+            rate_of(hidden) * share
+
+    keep = choose(1200, 903_468, 65, rate_of, slowed(0.95))  # 6.6M with its dropout: still enough
+    assert keep.hidden == 768 and keep.rate == pytest.approx(0.95 * 12_000 * ONE[768]) and calls == [(768, 0.2, 0.25)]
+    assert keep.chars == pytest.approx(keep.rate * 1200)
+    calls.clear()
+    down = choose(1200, 903_468, 65, rate_of, slowed(0.8))  # 5.5M: too few, so GRU-512, timed with its own
+    assert down.hidden == 512 and calls == [(768, 0.2, 0.25), (512, 0.2, 0.25)]
+    assert down.rate == pytest.approx(0.8 * 12_000)
+    assert (down.train["dropout"], down.train["weight_drop"]) == budget.regularisation(down.exposure) == (0.1, 0.15)
+    assert choose(1200, 10**9, 65, rate_of, slowed(0.5)).hidden == 768 and calls[-1] == (512, 0.2, 0.25)  # no dropout
+
+
 def test_the_documented_regularisation_is_what_the_exposure_gives():
     rows = [(limit, float(d), float(w)) for limit, d, w in documented("budget-regularisation")]
     assert rows == list(budget.EXPOSURE_REGULARISATION)
@@ -118,7 +139,7 @@ def test_a_run_measures_its_machine_before_choosing(tmp_path, monkeypatch):
     seen = []
 
     def stub(rate):
-        monkeypatch.setattr(budget, "measure_rate", lambda by, vocab_size, hidden, batch, seq_len, steps=3:
+        monkeypatch.setattr(budget, "measure_rate", lambda by, vocab_size, hidden, batch, seq_len, steps=3, dropout=(0, 0):
                             rate * ONE[hidden])
 
     for name, rate, hidden in (("slow", 1_000, 128), ("fast", 5e6, 768)):
@@ -158,7 +179,7 @@ def test_a_budget_measures_and_trains_on_its_own_batch_unless_batch_is_given(tmp
     corpus.write_text("the quick brown fox jumps over the lazy dog\n" * 250)
     for given, want in ((None, budget.BATCH), (16, 16)):
         measured = []
-        monkeypatch.setattr(budget, "measure_rate", lambda by, vocab_size, hidden, batch, seq_len, steps=3:
+        monkeypatch.setattr(budget, "measure_rate", lambda by, vocab_size, hidden, batch, seq_len, steps=3, dropout=(0, 0):
                             measured.append(batch) or 50_000.0)
         flags = {} if given is None else {"batch": given}
         out = tmp_path / f"b{want}.npz"

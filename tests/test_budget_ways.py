@@ -22,11 +22,11 @@ def corpus(tmp_path):
 
 def stub_rates(monkeypatch, here_share: float) -> list:
     """Stub the measurement: one process trains at ``here_share`` times a pool's rate. Returns the (hidden,
-    processes) of each call."""
+    processes, dropout) of each call."""
     calls = []
 
-    def rate(by, vocab_size, hidden, batch, seq_len, steps=3):
-        calls.append((hidden, by.size))
+    def rate(by, vocab_size, hidden, batch, seq_len, steps=3, dropout=(0.0, 0.0)):
+        calls.append((hidden, by.size, tuple(dropout)))
         return 5e6 * POOL[hidden] * (here_share if isinstance(by, InProcess) else 1.0)
 
     monkeypatch.setattr(budget, "measure_rate", rate)
@@ -38,7 +38,8 @@ def test_a_model_faster_in_one_process_trains_there_and_says_so(corpus, tmp_path
     notes = []
     out = tmp_path / "m.npz"
     result = charrnn.train(corpus, out, time="3s", steps=2, on_note=notes.append)
-    assert (768, 1) in calls and (768, 2) in calls  # timed both ways
+    assert (768, 1, (0, 0)) in calls and (768, 2, (0, 0)) in calls  # timed both ways
+    assert calls[-1] == (768, 1, (0.3, 0.3))  # then with the dropout it gets, the faster way only
     assert result.workers == 1 and checkpoint.load(str(out)).train_config.one_process
     way = [n for n in notes if "one process" in n]
     assert len(way) == 1 and "gru-768" in way[0] and f"~{5e6 * 0.48 * 1.3:,.0f} against ~{5e6 * 0.48:,.0f}" in way[0]
@@ -51,7 +52,7 @@ def test_a_model_faster_on_the_pool_trains_there(corpus, tmp_path, monkeypatch):
     notes = []
     out = tmp_path / "m.npz"
     result = charrnn.train(corpus, out, time="3s", steps=2, on_note=notes.append)
-    assert (768, 1) in calls and result.workers == 2
+    assert (768, 1, (0, 0)) in calls and result.workers == 2 and calls[-1] == (768, 2, (0.3, 0.3))
     assert not checkpoint.load(str(out)).train_config.one_process
     assert not any("one process" in n for n in notes)
 
@@ -63,7 +64,7 @@ def test_workers_given_are_not_second_guessed(corpus, tmp_path, monkeypatch, how
         monkeypatch.setenv("CHARRNN_WORKERS", "2")
     flags = {"workers": 2} if how == "flag" else {}
     result = charrnn.train(corpus, tmp_path / "m.npz", time="3s", steps=2, **flags)
-    assert calls and all(n == 2 for _, n in calls) and result.workers == 2
+    assert calls and all(n == 2 for _, n, _ in calls) and result.workers == 2
 
 
 def test_a_resumed_run_goes_on_the_way_its_budget_chose_unless_told(corpus, tmp_path, monkeypatch):
