@@ -133,7 +133,10 @@ def test_a_rank_that_dies_ends_the_job(tmp_path):
     assert proc.returncode != 0
     said = proc.stdout.read().decode()
     # Whoever notices first says it: the launcher (which rank died, and how), or rank 0 (its Allreduce failed).
-    assert "signal 9" in said or "charrnn: error: another MPI rank stopped" in said, said
+    # When the peer vanishes while MPICH is copying from its memory (process_vm_readv), MPICH aborts rank 0
+    # itself, whatever the error handler says; the job still ends, and the last save is intact.
+    assert "signal 9" in said or "charrnn: error: another MPI rank stopped" in said or \
+        ("Abort(" in said and "process_vm_readv failed" in said), said
     checkpoint.load(str(out))  # the last save is intact
 
 
