@@ -22,7 +22,7 @@ from charrnn.limits import Limits, stop_on_signals
 from charrnn.model import Model
 from charrnn.options import DEFAULT_STEPS, options_from
 from charrnn.prepare import Run, prepare_run, streams_and_val
-from charrnn.workers import open_pool
+from charrnn.workers import environment_workers, open_pool
 
 
 @dataclass
@@ -81,7 +81,7 @@ class _Calibration:
 
     def may_choose(self) -> bool:
         """Whether nothing fixes the processes that share a batch."""
-        return self.team is None and self.workers is None and not os.environ.get("CHARRNN_WORKERS", "").strip()
+        return self.team is None and self.workers is None and environment_workers() is None
 
     def rate(self, vocab_size: int, hidden: int, batch: int, seq_len: int,
              dropout: tuple[float, float] = (0.0, 0.0)) -> float:

@@ -48,14 +48,22 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def environment_workers() -> int | None:
+    """The workers $CHARRNN_WORKERS asks for, or None when it is unset or empty."""
+    env = os.environ.get("CHARRNN_WORKERS", "").strip()
+    if not env:
+        return None
+    if not env.isdigit() or int(env) < 1:
+        raise CharRNNError(f"CHARRNN_WORKERS must be a whole number of at least 1 (it is {env!r})")
+    return int(env)
+
+
 def default_workers(batch: int) -> int:
     """Workers when none are asked for: $CHARRNN_WORKERS, else the available cores,
     capped so that each worker keeps at least MIN_STREAMS_PER_WORKER of the ``batch`` streams."""
-    env = os.environ.get("CHARRNN_WORKERS", "").strip()
-    if env:
-        if not env.isdigit() or int(env) < 1:
-            raise CharRNNError(f"CHARRNN_WORKERS must be a whole number of at least 1 (it is {env!r})")
-        return min(int(env), batch)
+    env = environment_workers()
+    if env is not None:
+        return min(env, batch)
     return max(1, min(available_cores(), batch // MIN_STREAMS_PER_WORKER))
 
 
