@@ -151,16 +151,16 @@ def regularisation(exposure: float) -> tuple[float, float]:
     return next((d, w) for limit, d, w in EXPOSURE_REGULARISATION if exposure <= limit)
 
 
-def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[[int], float],
-           rate_with: Callable[[int, float, float], float] | None = None) -> BudgetChoice:
+def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[..., float]) -> BudgetChoice:
     """The model for a --time budget of ``seconds`` over ``train_chars`` characters of training text.
 
-    ``rate_of(hidden)`` measures the characters per second a GRU of that
-    many units trains at on this machine, in batches of :data:`BATCH`
-    streams unless --batch says otherwise (see :func:`measure_rate`); it is
-    called once for each size :func:`choose_size` times. Dropout slows a
-    step, so when the chosen size gets some, ``rate_with(hidden, dropout,
-    weight_drop)`` times it again with that dropout; where it then no longer
+    ``rate_of(hidden, dropout=(0.0, 0.0))`` measures the characters per
+    second a GRU of that many units trains at on this machine, with that
+    dropout of its outputs and recurrent weights, in batches of
+    :data:`BATCH` streams unless --batch says otherwise (see
+    :func:`measure_rate`); it is called once for each size
+    :func:`choose_size` times. Dropout slows a step, so when the chosen size
+    gets some, it is timed again with that dropout; where it then no longer
     sees what it needs, the next size down is taken.
     """
     i, timed = choose_size(seconds, rate_of)
@@ -170,9 +170,9 @@ def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[
             timed[hidden] = rate_of(hidden)
         rate = timed[hidden]
         drop = regularisation(exposure_of(rate * seconds, hidden, train_chars, vocab_size))
-        if rate_with is None or drop == (0.0, 0.0):
+        if drop == (0.0, 0.0):
             break
-        rate = rate_with(hidden, *drop)
+        rate = rate_of(hidden, drop)
         if rate * seconds >= need or i == 0:
             break
         i -= 1

@@ -88,8 +88,8 @@ def _fresh(opts: TrainOptions, corpus: Corpus, seconds: float | None, warn, cali
         held = 0 if tcfg.val_files else min(int(n * tcfg.val_frac), tcfg.val_max or n)
         batch = budget.BATCH if opts.batch is None else tcfg.batch
         B, T = fit_shape(n - held, batch, tcfg.seq_len)  # the streams the model will train on
-        choice = budget.choose(seconds, n - held, vocab.size, lambda hidden: calibrate(vocab.size, hidden, B, T),
-                               lambda hidden, *drop: calibrate(vocab.size, hidden, B, T, drop))
+        choice = budget.choose(seconds, n - held, vocab.size, lambda hidden, dropout=(0.0, 0.0):
+                               calibrate(vocab.size, hidden, B, T, dropout))
         choice.train = {k: v for k, v in choice.train.items() if getattr(opts, k) is None}  # flags win
         shape, tcfg = {"hidden": choice.hidden}, replace(tcfg, **choice.train)
         warn(f"note: --time {opts.time}: {budget.describe(choice, ModelConfig().cell)} (pass --hidden to choose)")

@@ -36,7 +36,7 @@ OTHER = {128: 8.7, 256: 3.3, 384: 1.6, 512: 1.0, 768: 0.30, 1024: 0.17}
 
 def machine(rate_512: float, relative=ONE):
     """A stub for measuring: a machine that trains a GRU-512 at ``rate_512`` chars/s."""
-    return lambda hidden: rate_512 * relative[hidden]
+    return lambda hidden, dropout=(0.0, 0.0): rate_512 * relative[hidden]
 
 
 def documented_sizes() -> list[tuple[str, float]]:
@@ -93,19 +93,23 @@ def test_a_size_its_dropout_slows_below_its_need_gives_way_to_the_next_one_down(
     assert plain.hidden == 768 and (plain.train["dropout"], plain.train["weight_drop"]) == (0.2, 0.25)
     calls = []
 
-    def slowed(share):
-        return lambda hidden, dropout, weight_drop: calls.append((hidden, dropout, weight_drop)) or \
-            rate_of(hidden) * share
+    def slowed(share):  # the machine of rate_of, where a step with dropout takes 1/share as long
+        def rate(hidden, dropout=(0.0, 0.0)):
+            if dropout == (0.0, 0.0):
+                return rate_of(hidden)
+            calls.append((hidden, *dropout))
+            return rate_of(hidden) * share
+        return rate
 
-    keep = choose(1200, 903_468, 65, rate_of, slowed(0.95))  # 8.2M with its dropout: still enough
+    keep = choose(1200, 903_468, 65, slowed(0.95))  # 8.2M with its dropout: still enough
     assert keep.hidden == 768 and keep.rate == pytest.approx(0.95 * 15_000 * ONE[768]) and calls == [(768, 0.2, 0.25)]
     assert keep.chars == pytest.approx(keep.rate * 1200)
     calls.clear()
-    down = choose(1200, 903_468, 65, rate_of, slowed(0.8))  # 6.9M: too few, so GRU-512, timed with its own
+    down = choose(1200, 903_468, 65, slowed(0.8))  # 6.9M: too few, so GRU-512, timed with its own
     assert down.hidden == 512 and calls == [(768, 0.2, 0.25), (512, 0.2, 0.25)]
     assert down.rate == pytest.approx(0.8 * 15_000)
     assert (down.train["dropout"], down.train["weight_drop"]) == budget.regularisation(down.exposure) == (0.2, 0.25)
-    assert choose(1200, 10**9, 65, rate_of, slowed(0.5)).hidden == 768 and calls[-1] == (512, 0.2, 0.25)  # no dropout
+    assert choose(1200, 10**9, 65, slowed(0.5)).hidden == 768 and calls[-1] == (512, 0.2, 0.25)  # no dropout
 
 
 def test_the_documented_regularisation_is_what_the_exposure_gives():
