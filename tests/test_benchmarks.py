@@ -48,3 +48,49 @@ def test_quality_runs_on_a_corpus_without_speaker_names_and_compares_budgets(tmp
     rows = [line.split() for line in lines[2:]]
     assert [row[0] for row in rows] == ["1s", "2s"] and rows[0][1] == "gru-128"
     assert float(rows[1][-1]) == pytest.approx(float(rows[1][-2]) - float(rows[0][-1]), abs=2e-4)
+
+
+RECIPE = """== Warm flour and honey pie ==
+Serves 4. Takes 30 minutes.
+
+You need:
+- 2 cups of cold milk
+- 11 jars of sweet oats
+- 5 grams of wild salt
+
+1. Stir the warm flour into the pot for ten minutes.
+2. Fold the soft honey over the pan until golden.
+3. Toast the dark rice in the oven overnight.
+
+Note: Serve it warm.
+
+"""
+
+
+def test_the_recipes_floor_is_the_probability_of_each_choice_by_hand():
+    """One recipe, its probability worked out by hand from make_pantry.py's grammar."""
+    from math import log
+
+    from benchmarks.pantry_floor import pieces
+
+    text = RECIPE + RECIPE  # pieces counts the recipes that another one follows
+    start, end, found = pieces(text)
+    assert (start, end) == (0, len(RECIPE))
+    by_hand = (log(20) + 2 * log(30) + log(12)  # the title: an adjective, two foods, a dish
+               + log(7) + log(6)  # serves 2-8, takes one of 6 times
+               + 3 * (log(11) + log(8) + log(20) + log(30)) + log(4)  # 3 of 3-6 ingredients
+               + 3 * (2 * log(20) + 2 * log(10)) + log(5)  # 3 of 3-7 steps: verb, adjective, place, time
+               - 2 * log(1 / 3 + 1 / 90) - log(1 / 90)  # the title's two foods, then another
+               + log(10))  # the note
+    assert sum(n for _, _, _, n in found) == pytest.approx(by_hand)
+    steps = [text[a:b] for part, a, b, _ in found if part == "step foods"]
+    assert steps == ["flour ", "honey ", "rice "]
+
+
+def test_the_floor_refuses_a_text_the_grammar_did_not_write():
+    from benchmarks.pantry_floor import NotTheGrammar, pieces
+
+    with pytest.raises(NotTheGrammar, match="'bread' is not one of the grammar's foods"):
+        pieces(RECIPE.replace("sweet oats", "sweet bread") * 2)
+    with pytest.raises(NotTheGrammar, match="step 3 where step 2 was due"):
+        pieces(RECIPE.replace("2. Fold", "3. Fold") * 2)
