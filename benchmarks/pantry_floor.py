@@ -24,6 +24,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "corpora"))
@@ -150,12 +151,12 @@ def main() -> None:
           f"{sum(gen.values()) / chars:.4f} nats/char")
     if not args.model:
         return
-    if not args.text:  # score the held-out text itself, as quality.py does
-        import tempfile
-        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as f:
-            f.write(text)
-        path = f.name
-    nats = model_nats(args.model, path, len(text))
+    with tempfile.TemporaryDirectory(prefix="charrnn-floor-") as tmp:
+        if not args.text:  # score the held-out text itself, as quality.py does
+            path = os.path.join(tmp, "held.txt")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+        nats = model_nats(args.model, path, len(text))
     mod = {p: sum(sum(nats[a:b]) for q, a, b, _ in found if q == p) for p in PARTS}
     total = sum(nats[start:end])
     mod["other"], gen["other"] = total - sum(mod.values()), 0.0
