@@ -67,24 +67,34 @@ Note: Serve it warm.
 """
 
 
-def test_the_recipes_floor_is_the_probability_of_each_choice_by_hand():
-    """One recipe, its probability worked out by hand from make_pantry.py's grammar."""
+LONGER = RECIPE.replace("- 5 grams of wild salt\n", "- 5 grams of wild salt\n- 3 bowls of thin pears\n").replace(
+    "overnight.\n", "overnight.\n4. Bake the crisp honey on a low flame until soft.\n"
+                    "5. Glaze the bright flour beside the bread while it is hot.\n")
+
+
+@pytest.mark.parametrize("recipe,ingredients,steps,foods", [
+    (RECIPE, 3, 3, ["flour ", "honey ", "rice "]),
+    (LONGER, 4, 5, ["flour ", "honey ", "rice ", "honey ", "flour "]),
+])
+def test_the_recipes_floor_is_the_probability_of_each_choice_by_hand(recipe, ingredients, steps, foods):
+    """A recipe's probability worked out by hand from make_pantry.py's grammar: whatever the counts, the
+    chances of going on or stopping after each line multiply to the uniform draw of how many lines."""
     from math import log
 
     from benchmarks.pantry_floor import pieces
 
-    text = RECIPE + RECIPE  # pieces counts the recipes that another one follows
+    text = recipe + RECIPE  # pieces counts the recipes that another one follows
     start, end, found = pieces(text)
-    assert (start, end) == (0, len(RECIPE))
+    assert (start, end) == (0, len(recipe))
+    others = sum(f not in ("flour ", "honey ") for f in foods)
     by_hand = (log(20) + 2 * log(30) + log(12)  # the title: an adjective, two foods, a dish
                + log(7) + log(6)  # serves 2-8, takes one of 6 times
-               + 3 * (log(11) + log(8) + log(20) + log(30)) + log(4)  # 3 of 3-6 ingredients
-               + 3 * (2 * log(20) + 2 * log(10)) + log(5)  # 3 of 3-7 steps: verb, adjective, place, time
-               - 2 * log(1 / 3 + 1 / 90) - log(1 / 90)  # the title's two foods, then another
+               + ingredients * (log(11) + log(8) + log(20) + log(30)) + log(4)  # of 3-6 ingredients
+               + steps * (2 * log(20) + 2 * log(10)) + log(5)  # of 3-7 steps: verb, adjective, place, time
+               - (steps - others) * log(1 / 3 + 1 / 90) - others * log(1 / 90)  # the title's foods, or another
                + log(10))  # the note
     assert sum(n for _, _, _, n in found) == pytest.approx(by_hand)
-    steps = [text[a:b] for part, a, b, _ in found if part == "step foods"]
-    assert steps == ["flour ", "honey ", "rice "]
+    assert [text[a:b] for part, a, b, _ in found if part == "step foods"] == foods
 
 
 def test_the_floor_refuses_a_text_the_grammar_did_not_write():
