@@ -7,7 +7,7 @@ Its negative log over the characters is the *floor*, the loss of the
 generator itself, which no model beats on average. This script scores the
 last 10% of the corpus (the held-out text of benchmarks/quality.py), or
 another text the grammar wrote, and with a model compares the model's
-per-character losses (``charrnn eval --per-char``) with the generator's,
+per-character losses (``charrnn.load(model).per_char``) with the generator's,
 part by part:
 
     python benchmarks/pantry_floor.py                      # the floor alone
@@ -22,14 +22,15 @@ import argparse
 import math
 import os
 import re
-import subprocess
 import sys
-import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "corpora"))
 
 import make_pantry as grammar  # noqa: E402
+
+sys.path.insert(0, ROOT)
+import charrnn  # noqa: E402
 
 PARTS = ("title", "serves", "ingredients", "step numbers", "step foods", "rest of steps", "note",
          "how many lines")
@@ -79,8 +80,8 @@ def recipe_nats(lines: list[str], offsets: list[int]) -> list[tuple[str, int, in
         out.append(("how many lines", at, at + 1, -L(p)))
     i += 1
     first = i
-    while i < len(lines) and STEP.fullmatch(lines[i]):
-        num, verb, adj, food, place, when = STEP.fullmatch(lines[i]).groups()
+    while i < len(lines) and (step := STEP.fullmatch(lines[i])):
+        num, verb, adj, food, place, when = step.groups()
         if int(num) != i - first + 1:
             raise NotTheGrammar(f"step {num} where step {i - first + 1} was due")
         for w, ws, what in ((verb, grammar.VERB, "verbs"), (adj, grammar.ADJ, "adjectives"),
@@ -123,15 +124,13 @@ def pieces(text: str) -> tuple[int, int, list[tuple[str, int, int, float]]]:
     return starts[0], starts[-1], found
 
 
-def model_nats(model: str, path: str, size: int) -> list[float]:
-    """The model's loss at each character of ``path`` (charrnn eval --per-char; the first character has none)."""
-    r = subprocess.run([sys.executable, "-m", "charrnn", "eval", "-m", model, path, "--per-char"],
-                       capture_output=True, text=True, check=True)
-    nats = [0.0] * size
-    for row in r.stdout.splitlines()[1:]:
-        index, _, n, _, _ = row.split("\t")
-        nats[int(index)] = float(n)
-    return nats
+def model_nats(model: str, text: str) -> list[float]:
+    """The model's loss at each character of ``text`` read from its start (the first character has none)."""
+    m = charrnn.load(model)
+    unknown = set(text) - set(m.vocab)
+    if unknown:
+        raise SystemExit(f"{model} does not know {sorted(unknown)}: train it on corpora/pantry.txt")
+    return [0.0, *m.per_char(text).nats.tolist()]
 
 
 def main() -> None:
@@ -151,12 +150,7 @@ def main() -> None:
           f"{sum(gen.values()) / chars:.4f} nats/char")
     if not args.model:
         return
-    with tempfile.TemporaryDirectory(prefix="charrnn-floor-") as tmp:
-        if not args.text:  # score the held-out text itself, as quality.py does
-            path = os.path.join(tmp, "held.txt")
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text)
-        nats = model_nats(args.model, path, len(text))
+    nats = model_nats(args.model, text)
     mod = {p: sum(sum(nats[a:b]) for q, a, b, _ in found if q == p) for p in PARTS}
     total = sum(nats[start:end])
     mod["other"], gen["other"] = total - sum(mod.values()), 0.0
