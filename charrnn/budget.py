@@ -22,7 +22,8 @@ characters that size would *see* in the budget here. Two measured tables
   too often for its size learns it by heart; one much smaller than its text
   can read it many times without doing so. The more exposure, the more
   dropout of the outputs (--dropout) and of the recurrent weights
-  (--weight-drop). Dropout slows a step, so a chosen size that gets some is
+  (--weight-drop), and where there is dropout, a small weight decay
+  (--weight-decay). Dropout slows a step, so a chosen size that gets some is
   timed again with it, and gives way to the next size down if it then no
   longer sees what it needs.
 
@@ -67,7 +68,8 @@ BUDGET_SIZES = (
     (1024, 1.04e7, {}),
 )
 
-# Each row: (exposure up to this much, dropout, weight drop). Exposure = passes x parameters / training characters.
+# Each row: (exposure up to this much, dropout, weight drop, weight decay).
+# Exposure = passes x parameters / training characters.
 # Held-out loss on tiny-shakespeare's last 10% (docs/quality.md): GRU-128 on the 0.3 MB pantry corpus at 4.5 and
 # at 7 is best without dropout (0.342 against 0.347 for 0.1 and 0.15 at 7); GRU-512 at 7.2, five minutes here:
 # 0 and 0 gave 1.454 against 1.467-1.473 for 0.1 and 0.15; GRU-512 at 11: 0.1 and 0.15 gave 1.449 against
@@ -75,11 +77,13 @@ BUDGET_SIZES = (
 # 0.2 and 0.25 gave 1.451 against 1.516 for 0.2 and 0.5 and 1.522 with no weight drop; GRU-768 at 24: 0.2 and
 # 0.25 gave 1.439; GRU-768 at 48 and GRU-1024 at 44: 0.3 and 0.3 gave 1.431 and 1.433, against 1.436 for 0.2
 # and 0.25 (GRU-1024) and worse at every mark for 0.35-0.4 and 0.35.
+# Weight decay (--weight-decay, AdamW-style) goes with dropout: GRU-512 at 11M characters with 0.1 and 0.15, on
+# three seeds, 0.03 gave 1.432, 1.443 and 1.437 against 1.447, 1.450 and 1.443 for none (0.1: 1.445, 0.3: 1.494).
 EXPOSURE_REGULARISATION = (
-    (9.0, 0.0, 0.0),
-    (15.0, 0.1, 0.15),
-    (30.0, 0.2, 0.25),
-    (float("inf"), 0.3, 0.3),
+    (9.0, 0.0, 0.0, 0.0),
+    (15.0, 0.1, 0.15, 0.03),
+    (30.0, 0.2, 0.25, 0.03),
+    (float("inf"), 0.3, 0.3, 0.03),
 )
 # Streams per step of a budget run (--batch): half the default, twice the updates for the same characters.
 # Held-out loss (docs/quality.md): GRU-512 at 4.1M characters 1.488 against 1.525 with 64, on one core 8% slower
@@ -146,9 +150,10 @@ def exposure_of(chars: float, hidden: int, train_chars: int, vocab_size: int) ->
     return chars / max(train_chars, 1) * params_of(hidden, vocab_size) / max(train_chars, 1)
 
 
-def regularisation(exposure: float) -> tuple[float, float]:
-    """(dropout, weight drop) for a model that will get ``exposure`` (:data:`EXPOSURE_REGULARISATION`)."""
-    return next((d, w) for limit, d, w in EXPOSURE_REGULARISATION if exposure <= limit)
+def regularisation(exposure: float) -> tuple[float, float, float]:
+    """(dropout, weight drop, weight decay) for a model that will get ``exposure``
+    (:data:`EXPOSURE_REGULARISATION`)."""
+    return next(tuple(row[1:]) for row in EXPOSURE_REGULARISATION if exposure <= row[0])
 
 
 def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[..., float]) -> BudgetChoice:
@@ -169,7 +174,7 @@ def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[
         if hidden not in timed:  # a size below the first one timed
             timed[hidden] = rate_of(hidden)
         rate = timed[hidden]
-        drop = regularisation(exposure_of(rate * seconds, hidden, train_chars, vocab_size))
+        drop = regularisation(exposure_of(rate * seconds, hidden, train_chars, vocab_size))[:2]
         if drop == (0.0, 0.0):
             break
         rate = rate_of(hidden, drop)
@@ -180,7 +185,7 @@ def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[
     choice = BudgetChoice(hidden, train, rate=rate, chars=rate * seconds, timed=timed, train_chars=train_chars)
     choice.passes = rate * seconds / max(train_chars, 1)
     choice.exposure = exposure_of(choice.chars, hidden, train_chars, vocab_size)
-    train["dropout"], train["weight_drop"] = regularisation(choice.exposure)
+    train["dropout"], train["weight_drop"], train["weight_decay"] = regularisation(choice.exposure)
     train["patience"] = f"{PATIENCE_SHARE * seconds:g}s"
     return choice
 

@@ -108,22 +108,23 @@ def test_a_size_its_dropout_slows_below_its_need_gives_way_to_the_next_one_down(
     down = choose(1200, 903_468, 65, slowed(0.8))  # 6.9M: too few, so GRU-512, timed with its own
     assert down.hidden == 512 and calls == [(768, 0.2, 0.25), (512, 0.2, 0.25)]
     assert down.rate == pytest.approx(0.8 * 15_000)
-    assert (down.train["dropout"], down.train["weight_drop"]) == budget.regularisation(down.exposure) == (0.2, 0.25)
+    assert (down.train["dropout"], down.train["weight_drop"], down.train["weight_decay"]) == \
+        budget.regularisation(down.exposure) == (0.2, 0.25, 0.03)
     assert choose(1200, 10**9, 65, slowed(0.5)).hidden == 768 and calls[-1] == (512, 0.2, 0.25)  # no dropout
 
 
 def test_the_documented_regularisation_is_what_the_exposure_gives():
-    rows = [(limit, float(d), float(w)) for limit, d, w in documented("budget-regularisation")]
+    rows = [(limit, float(d), float(w), float(wd)) for limit, d, w, wd in documented("budget-regularisation")]
     assert rows == list(budget.EXPOSURE_REGULARISATION)
     rate, seconds, params = 24_500.0, 300, params_of(512, 65)  # five minutes of a GRU-512 here: 7.35M characters
     lower = 0.0
-    for limit, dropout, weight_drop in rows:
+    for limit, *regularisation in rows:
         for exposure in (lower + 0.01, min(limit - 0.01, lower + 50)):
             # a GRU-512 reading rate x seconds characters of a text of n: exposure = (rate x seconds / n) x params / n
             n = int(round((rate * seconds * params / exposure) ** 0.5))
             got = choose(seconds, n, 65, machine(rate))
             assert got.hidden == 512 and got.exposure == pytest.approx(exposure, rel=1e-4)
-            assert (got.train["dropout"], got.train["weight_drop"]) == (dropout, weight_drop), exposure
+            assert [got.train[k] for k in ("dropout", "weight_drop", "weight_decay")] == regularisation, exposure
         lower = limit
 
 
