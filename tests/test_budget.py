@@ -171,12 +171,13 @@ def test_the_measurement_is_a_real_rate(tmp_path):
 def test_flags_win_over_the_budget(cli, tmp_path):
     corpus = tmp_path / "c.txt"
     corpus.write_text("the quick brown fox jumps over the lazy dog\n" * 250)
-    r = cli("train", corpus, "--time", "1s", "--dropout", "0.05", "--weight-drop", "0.1", "--patience", "3",
-            "-o", tmp_path / "a.npz")
+    r = cli("train", corpus, "--time", "1s", "--dropout", "0.05", "--weight-drop", "0.1", "--weight-decay", "0.01",
+            "--patience", "3", "-o", tmp_path / "a.npz")
     assert r.exit_code == 0, r.stderr
     tcfg = checkpoint.load(str(tmp_path / "a.npz")).train_config
-    assert (tcfg.dropout, tcfg.weight_drop, tcfg.patience) == (0.05, 0.1, "3")
-    assert ", dropout" not in r.stderr and ", weight-drop" not in r.stderr and "(pass --hidden to choose)" in r.stderr
+    assert (tcfg.dropout, tcfg.weight_drop, tcfg.weight_decay, tcfg.patience) == (0.05, 0.1, 0.01, "3")
+    assert all(f", {flag} " not in r.stderr for flag in ("dropout", "weight-drop", "weight-decay", "patience"))
+    assert "(pass --hidden to choose)" in r.stderr
 
 
 def test_a_budget_measures_and_trains_on_its_own_batch_unless_batch_is_given(tmp_path, monkeypatch):
