@@ -68,11 +68,11 @@ def test_the_documented_sizes_are_what_the_rule_chooses():
 def test_each_size_is_timed_once_and_only_those_the_walk_reaches():
     calls = []
     rate_of = lambda hidden: calls.append(hidden) or 10_000.0 * OTHER[hidden]  # noqa: E731
-    assert BUDGET_SIZES[choose_size(1200, rate_of)[0]][0] == 512 and calls == [512, 768]  # 12M, then 3.6M of its 5.8M
+    assert BUDGET_SIZES[choose_size(3600, rate_of)[0]][0] == 512 and calls == [512, 768]  # 36M, then 10.8M of its 20M
     calls.clear()
     assert BUDGET_SIZES[choose_size(300, rate_of)[0]][0] == 384 and calls == [512, 384]  # 3M of 4.5M, then 4.8M
     calls.clear()
-    assert BUDGET_SIZES[choose_size(500, rate_of)[0]][0] == 512 and calls == [512]  # 5M: no GRU-768 sees 5.8M
+    assert BUDGET_SIZES[choose_size(500, rate_of)[0]][0] == 512 and calls == [512]  # 5M: no GRU-768 sees 20M
     calls.clear()
     assert BUDGET_SIZES[choose_size(20, rate_of)[0]][0] == 128 and calls == [128]  # 1.7M: no GRU-256 sees 3.5M
     calls.clear()
@@ -80,16 +80,16 @@ def test_each_size_is_timed_once_and_only_those_the_walk_reaches():
 
 
 def test_a_size_that_trains_slower_here_than_elsewhere_is_not_chosen():
-    """The same GRU-512 speed, twenty minutes: where a GRU-768 keeps 0.48 of its speed it sees 8.6M characters
-    and is chosen; where it keeps 0.30 it would see 5.4M, too few to beat the GRU-512's 18M."""
-    one, other = choose(1200, 903_468, 65, machine(15_000, ONE)), choose(1200, 903_468, 65, machine(15_000, OTHER))
+    """The same GRU-512 speed, twenty minutes: where a GRU-768 keeps 0.48 of its speed it sees 23M characters
+    and is chosen; where it keeps 0.30 it would see 14.4M, too few to beat the GRU-512's 48M."""
+    one, other = choose(1200, 903_468, 65, machine(40_000, ONE)), choose(1200, 903_468, 65, machine(40_000, OTHER))
     assert (one.hidden, other.hidden) == (768, 512)
-    assert other.timed[768] == pytest.approx(15_000 * OTHER[768]) and other.chars == pytest.approx(15_000 * 1200)
+    assert other.timed[768] == pytest.approx(40_000 * OTHER[768]) and other.chars == pytest.approx(40_000 * 1200)
 
 
 def test_a_size_its_dropout_slows_below_its_need_gives_way_to_the_next_one_down():
-    rate_of = machine(15_000, ONE)  # twenty minutes: a GRU-768 sees 8.6M of its 8.0M without dropout
-    plain = choose(1200, 903_468, 65, rate_of)
+    rate_of = machine(40_000, ONE)  # twenty minutes: a GRU-768 sees 23M of its 20M without dropout
+    plain = choose(1200, 1_400_000, 65, rate_of)
     assert plain.hidden == 768 and (plain.train["dropout"], plain.train["weight_drop"]) == (0.2, 0.25)
     calls = []
 
@@ -101,13 +101,13 @@ def test_a_size_its_dropout_slows_below_its_need_gives_way_to_the_next_one_down(
             return rate_of(hidden) * share
         return rate
 
-    keep = choose(1200, 903_468, 65, slowed(0.95))  # 8.2M with its dropout: still enough
-    assert keep.hidden == 768 and keep.rate == pytest.approx(0.95 * 15_000 * ONE[768]) and calls == [(768, 0.2, 0.25)]
+    keep = choose(1200, 1_400_000, 65, slowed(0.95))  # 21.9M with its dropout: still enough
+    assert keep.hidden == 768 and keep.rate == pytest.approx(0.95 * 40_000 * ONE[768]) and calls == [(768, 0.2, 0.25)]
     assert keep.chars == pytest.approx(keep.rate * 1200)
     calls.clear()
-    down = choose(1200, 903_468, 65, slowed(0.8))  # 6.9M: too few, so GRU-512, timed with its own
+    down = choose(1200, 1_400_000, 65, slowed(0.8))  # 18.4M: too few, so GRU-512, timed with its own
     assert down.hidden == 512 and calls == [(768, 0.2, 0.25), (512, 0.2, 0.25)]
-    assert down.rate == pytest.approx(0.8 * 15_000)
+    assert down.rate == pytest.approx(0.8 * 40_000)
     assert (down.train["dropout"], down.train["weight_drop"], down.train["weight_decay"]) == \
         budget.regularisation(down.exposure) == (0.2, 0.25, 0.03)
     assert choose(1200, 10**9, 65, slowed(0.5)).hidden == 768 and calls[-1] == (512, 0.2, 0.25)  # no dropout
@@ -129,9 +129,9 @@ def test_the_documented_regularisation_is_what_the_exposure_gives():
 
 
 def test_a_slower_machine_chooses_as_for_fewer_passes():
-    fast = choose(600, 903_468, 65, machine(30_000))  # ten minutes here
-    slow = choose(600, 903_468, 65, machine(15_000))  # ten minutes at half the speed
-    five = choose(300, 903_468, 65, machine(30_000))  # five minutes here
+    fast = choose(600, 903_468, 65, machine(80_000))  # ten minutes here: a GRU-768 sees 23M
+    slow = choose(600, 903_468, 65, machine(40_000))  # ten minutes at half the speed
+    five = choose(300, 903_468, 65, machine(80_000))  # five minutes here
     assert (fast.hidden, slow.hidden) == (768, 512)
     same = lambda c: (c.hidden, {k: v for k, v in c.train.items() if k != "patience"})  # noqa: E731
     assert slow.passes == pytest.approx(five.passes) and same(slow) == same(five)
@@ -147,7 +147,7 @@ def test_a_run_measures_its_machine_before_choosing(tmp_path, monkeypatch):
         monkeypatch.setattr(budget, "measure_rate", lambda by, vocab_size, hidden, batch, seq_len, steps=3, dropout=(0, 0):
                             rate * ONE[hidden])
 
-    for name, rate, hidden in (("slow", 1_000, 128), ("fast", 6e6, 768)):
+    for name, rate, hidden in (("slow", 1_000, 128), ("fast", 2e7, 768)):
         stub(rate)
         notes = []
         out = tmp_path / f"{name}.npz"
