@@ -93,6 +93,8 @@ EXPOSURE_REGULARISATION = (
 # 1.4944, both 1.4917.
 BATCH = 32
 PATIENCE_SHARE = 0.25  # with a budget, stop when validation has not improved for this share of it
+REGULARISATION = ("dropout", "weight_drop", "weight_decay")  # the TrainConfig fields EXPOSURE_REGULARISATION sets
+REFIT_SHARE = 0.1  # a budget run re-fits them at its first validation pass this far into its budget
 
 
 @dataclass
@@ -146,10 +148,10 @@ def choose_size(seconds: float, rate_of: Callable[[int], float]) -> tuple[int, d
     return i, timed
 
 
-def exposure_of(chars: float, hidden: int, train_chars: int, vocab_size: int) -> float:
-    """Passes over ``train_chars`` characters in ``chars`` seen, times a GRU-``hidden``'s parameters per
-    training character."""
-    return chars / max(train_chars, 1) * params_of(hidden, vocab_size) / max(train_chars, 1)
+def exposure_of(chars: float, params: int, train_chars: int) -> float:
+    """Passes over ``train_chars`` characters in ``chars`` seen, times ``params`` parameters per training
+    character."""
+    return chars / max(train_chars, 1) * params / max(train_chars, 1)
 
 
 def regularisation(exposure: float) -> tuple[float, float, float]:
@@ -176,7 +178,7 @@ def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[
         if hidden not in timed:  # a size below the first one timed
             timed[hidden] = rate_of(hidden)
         rate = timed[hidden]
-        drop = regularisation(exposure_of(rate * seconds, hidden, train_chars, vocab_size))[:2]
+        drop = regularisation(exposure_of(rate * seconds, params_of(hidden, vocab_size), train_chars))[:2]
         if drop == (0.0, 0.0):
             break
         rate = rate_of(hidden, drop)
@@ -186,10 +188,29 @@ def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[
     train = {"batch": BATCH, **row}
     choice = BudgetChoice(hidden, train, rate=rate, chars=rate * seconds, timed=timed, train_chars=train_chars)
     choice.passes = rate * seconds / max(train_chars, 1)
-    choice.exposure = exposure_of(choice.chars, hidden, train_chars, vocab_size)
-    train["dropout"], train["weight_drop"], train["weight_decay"] = regularisation(choice.exposure)
+    choice.exposure = exposure_of(choice.chars, params_of(hidden, vocab_size), train_chars)
+    train.update(zip(REGULARISATION, regularisation(choice.exposure)))
     train["patience"] = f"{PATIENCE_SHARE * seconds:g}s"
     return choice
+
+
+def refit(tcfg: TrainConfig, chars: float, params: int, train_chars: int) -> dict[str, tuple[float, float]]:
+    """Re-fit the regularisation a budget chose to the exposure the run actually reaches, once.
+
+    ``chars`` is what the run will have seen at the end of its budget at the
+    speed it has trained at so far, ``params`` the model's parameters and
+    ``train_chars`` the characters it trains on. The fields named in
+    ``tcfg.refit`` (those of :data:`REGULARISATION` the budget set, not a
+    flag) take the values :func:`regularisation` gives that exposure, and
+    ``tcfg.refit`` is emptied, so it happens once. Returns {field: (before,
+    after)} of the fields that changed.
+    """
+    new = dict(zip(REGULARISATION, regularisation(exposure_of(chars, params, train_chars))))
+    changed = {k: (getattr(tcfg, k), new[k]) for k in tcfg.refit if getattr(tcfg, k) != new[k]}
+    for k, (_, value) in changed.items():
+        setattr(tcfg, k, value)
+    tcfg.refit = []
+    return changed
 
 
 def describe(choice: BudgetChoice, cell: str) -> str:

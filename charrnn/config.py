@@ -90,6 +90,8 @@ class TrainConfig:
     patience_anneal: float = setting(1.0, "When --patience runs out, first decay the learning rate to its floor over "
                                           "this share of the patience more, then stop; 0 stops at once.")
     seed: int = setting(1337, "Seed for initialisation and every random draw of training.")
+    refit: list = setting(None, "The regularisation fields a --time budget chose, re-fitted once to the speed the "
+                                "run reaches (charrnn.budget.refit); emptied when done.", cli=False, factory=list)
     one_process: bool = setting(False, "Gradients computed in one process with its BLAS threads, not on a pool of "
                                        "workers: what a budget's timing chose; a resume goes on the same way.",
                                 cli=False)
@@ -114,6 +116,8 @@ class TrainConfig:
             raise UsageError(f"--val-from must be spread or end, not {self.val_from!r}")
         if not all(isinstance(f, str) for f in self.val_files):
             raise CharRNNError("val_files must be a list of paths")
+        if not set(self.refit) <= {"dropout", "weight_drop", "weight_decay"}:
+            raise CharRNNError(f"refit names fields that are not regularisation: {self.refit}")
         if "-" in self.val_files:
             raise UsageError("--val-file needs a file path; stdin (-) is for the corpus")
         if self.warmup < 0 or self.lr_decay_every < 0 or self.cosine_steps < 0 or not self.cosine_seconds >= 0:

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from charrnn import network, optim
+from charrnn import budget, network, optim
 from charrnn.alloc import keep_freed_memory
 from charrnn.checkpoint import Checkpoint, save
 from charrnn.config import patience_limit
@@ -100,6 +100,23 @@ class Progress:
         if self.anneal is None:
             self.stop_note = self.validation.out_of_patience(now)
         return val
+
+    def refit(self, seconds: float | None, train_chars: int) -> None:
+        """Once this run is :data:`budget.REFIT_SHARE` into a --time budget of ``seconds``, fit the regularisation
+        the budget chose to the characters it will see at the speed it has reached (charrnn.budget.refit); rank
+        0's figures decide under MPI."""
+        ck, now = self.ck, self.clock()
+        if not ck.train_config.refit or seconds is None or now < budget.REFIT_SHARE * seconds:
+            return
+        rate, now = self.by.agree((self.chars / now, now))
+        chars = ck.chars_seen + rate * max(0.0, seconds - now)
+        changed = budget.refit(ck.train_config, chars, network.num_params(ck.params), train_chars)
+        if changed:
+            before = ", ".join(f"{k.replace('_', '-')} {a:g}" for k, (a, _) in changed.items())
+            after = ", ".join(f"{k.replace('_', '-')} {b:g}" for k, (_, b) in changed.items())
+            self.rep.note(f"note: {now:.0f}s in, this run trains at ~{rate:,.0f} chars/s: ~{chars / 1e6:.1f}M "
+                          f"characters in its --time, ~{chars / train_chars:.1f} passes; {after} from here, "
+                          f"in place of {before}")
 
     def begin_anneal(self, lr: float, now: float, limits: Limits, eval_every: int) -> bool:
         """Patience ran out at this run's second ``now`` (agreed by all ranks): plan the final anneal, from ``lr``
@@ -235,6 +252,7 @@ def run(prepared: Run, by: Gradients, reporter: Reporter | None = None,
             event = progress.record(loss, norm, n_chars, lr)
             if ck.step % eval_every == 0:
                 event.val_nats = progress.validate()
+                progress.refit(limits.seconds, streams.chars)
                 if not tcfg.save_every:
                     progress.save()
             if tcfg.save_every and ck.step % tcfg.save_every == 0:

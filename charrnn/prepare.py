@@ -60,7 +60,9 @@ def _newline_id(vocab: Vocab) -> int:
 def _resumed(out: str, opts: TrainOptions, corpus: Corpus) -> tuple[Checkpoint, np.ndarray]:
     ck = checkpoint.load(out)
     _same_model(ck, opts, check_optimizer=True)
-    ck.train_config = replace(ck.train_config, **opts.train_config())
+    given = opts.train_config()
+    ck.train_config = replace(ck.train_config, **given)
+    ck.train_config.refit = [k for k in ck.train_config.refit if k not in given]  # a flag given now wins
     return ck, corpus.ids_in(ck.vocab, opts.unknown)
 
 
@@ -92,6 +94,7 @@ def _fresh(opts: TrainOptions, corpus: Corpus, seconds: float | None, warn, cali
                                calibrate(vocab.size, hidden, B, T, dropout))
         choice.train = {k: v for k, v in choice.train.items() if getattr(opts, k) is None}  # flags win
         shape, tcfg = {"hidden": choice.hidden}, replace(tcfg, **choice.train)
+        tcfg.refit = [k for k in budget.REGULARISATION if k in choice.train]
         warn(f"note: --time {opts.time}: {budget.describe(choice, ModelConfig().cell)} (pass --hidden to choose)")
     mcfg = ModelConfig(vocab_size=vocab.size, **shape)
     if opts.records:

@@ -176,6 +176,7 @@ def test_flags_win_over_the_budget(cli, tmp_path):
     assert r.exit_code == 0, r.stderr
     tcfg = checkpoint.load(str(tmp_path / "a.npz")).train_config
     assert (tcfg.dropout, tcfg.weight_drop, tcfg.weight_decay, tcfg.patience) == (0.05, 0.1, 0.01, "3")
+    assert tcfg.refit == []  # and no re-fit overrides them later
     assert all(f", {flag} " not in r.stderr for flag in ("dropout", "weight-drop", "weight-decay", "patience"))
     assert "(pass --hidden to choose)" in r.stderr
 
@@ -193,3 +194,44 @@ def test_a_budget_measures_and_trains_on_its_own_batch_unless_batch_is_given(tmp
         assert measured and set(measured) == {want}  # the rate that chose the model is the rate of this batch
         assert checkpoint.load(str(out)).train_config.batch == want
     assert budget.BATCH != TrainConfig().batch  # so a budget run and a plain run differ here
+
+
+def test_refit_sets_what_the_reached_exposure_gives_to_the_fields_the_budget_chose_once():
+    params, n = params_of(512, 65), 903_468
+    tcfg = TrainConfig(dropout=0.1, weight_drop=0.15, weight_decay=0.03, refit=["dropout", "weight_decay"])
+    low = budget.exposure_of(5e6, params, n)  # the run turned out slower: under the first row's limit
+    assert low < budget.EXPOSURE_REGULARISATION[0][0]
+    assert budget.refit(tcfg, 5e6, params, n) == {"dropout": (0.1, 0.0), "weight_decay": (0.03, 0.0)}
+    assert (tcfg.dropout, tcfg.weight_drop, tcfg.weight_decay, tcfg.refit) == (0.0, 0.15, 0.0, [])  # a flag's stays
+    assert budget.refit(tcfg, 5e7, params, n) == {} and tcfg.dropout == 0.0  # once only
+    fast = TrainConfig(dropout=0.0, weight_drop=0.0, weight_decay=0.0, refit=list(budget.REGULARISATION))
+    assert budget.refit(fast, 4e7, params, n) == {"dropout": (0.0, 0.3), "weight_drop": (0.0, 0.3),
+                                                  "weight_decay": (0.0, 0.03)}
+    same = TrainConfig(dropout=0.2, weight_drop=0.25, weight_decay=0.03, refit=list(budget.REGULARISATION))
+    assert budget.refit(same, 2e7, params, n) == {} and same.refit == []
+
+
+def test_a_run_faster_than_its_timing_refits_its_dropout_to_the_exposure_it_reaches(tmp_path, monkeypatch):
+    """The timing is stubbed to a crawl, so the budget gives no dropout; the run itself trains a small GRU on a
+    1,000-character text far faster, reads it hundreds of times, and takes the last row's regularisation."""
+    monkeypatch.setattr(budget, "measure_rate", lambda by, vocab_size, hidden, batch, seq_len, steps=3,
+                        dropout=(0, 0): 1.0)
+    notes = []
+    out = tmp_path / "home.npz"
+    charrnn.train(CORPORA / "home.txt", out, time="2s", workers=1, eval_every=5, on_note=notes.append)
+    assert any("gru of 128 units" in n and "dropout 0, weight-drop 0, weight-decay 0" in n for n in notes)
+    refit = [n for n in notes if "in its --time" in n]
+    assert len(refit) == 1 and "dropout 0.3, weight-drop 0.3, weight-decay 0.03 from here" in refit[0], notes
+    tcfg = checkpoint.load(str(out)).train_config
+    assert (tcfg.dropout, tcfg.weight_drop, tcfg.weight_decay, tcfg.refit) == (0.3, 0.3, 0.03, [])
+
+
+def test_a_flag_given_on_resume_is_not_refitted(tmp_path, monkeypatch):
+    monkeypatch.setattr(budget, "measure_rate", lambda by, vocab_size, hidden, batch, seq_len, steps=3,
+                        dropout=(0, 0): 1.0)
+    out = tmp_path / "home.npz"
+    charrnn.train(CORPORA / "home.txt", out, time="2s", workers=1, steps=3)  # stopped before any re-fit
+    assert checkpoint.load(str(out)).train_config.refit == list(budget.REGULARISATION)
+    charrnn.train(CORPORA / "home.txt", out, time="2s", workers=1, eval_every=5, resume=True, dropout=0.05)
+    tcfg = checkpoint.load(str(out)).train_config
+    assert (tcfg.dropout, tcfg.weight_drop, tcfg.refit) == (0.05, 0.3, [])
