@@ -170,6 +170,11 @@ class Streams:
 MIN_STREAM = 256  # scoring streams are at least this long, so few predictions start cold
 
 
+def stream_length(n: int, batch: int) -> int:
+    """Predictions per stream when ``n`` predictions are cut into at most ``batch`` streams of at least MIN_STREAM."""
+    return -(-n // max(1, min(batch, n // MIN_STREAM)))
+
+
 def padded_streams(ids: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cut ids into at most ``batch`` streams that together cover every prediction.
 
@@ -177,8 +182,8 @@ def padded_streams(ids: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray,
     which only ever sits at the end of the last stream.
     """
     n = len(ids) - 1  # predictions
-    B = max(1, min(batch, n // MIN_STREAM))
-    L = -(-n // B)
+    L = stream_length(n, batch)
+    B = -(-n // L)
     x = np.zeros(B * L, dtype=ids.dtype)
     y = np.zeros(B * L, dtype=ids.dtype)
     mask = np.zeros(B * L, dtype=bool)

@@ -10,26 +10,32 @@ import numpy as np
 
 from charrnn import network
 from charrnn.config import ModelConfig
-from charrnn.data import padded_streams
+from charrnn.data import padded_streams, stream_length
 from charrnn.numerics import LN2, safe_log, softmax
 
 
 def total_nll(params, cfg: ModelConfig, ids: np.ndarray, batch: int = 64, seq_len: int = 128,
-              by=None) -> tuple[float, int]:
+              by=None, warm: int = 0) -> tuple[float, int]:
     """Sum of nats over every prediction in ``ids`` (n,) and their count.
 
     The text is cut into up to ``batch`` contiguous streams, each starting
     from a zero state and carrying it chunk to chunk, so the whole of it is
-    scored in batched forward passes. With batch=1 this is the exact
+    scored in batched forward passes. With ``warm``, each stream but the
+    first first reads (unscored) up to that many characters before its part,
+    so that it scores its part as a reading of the whole text would, up to
+    what the state remembers from further back. With batch=1 this is the exact
     loss of reading the text from its start. ``by`` (a charrnn.gradients.Gradients)
     shares the streams between processes; None scores them here.
     """
     if len(ids) < 2:
         return 0.0, 0
-    x, y, mask = padded_streams(ids, batch)
+    if warm:
+        x, y, mask = scoring_streams(ids, piece=stream_length(len(ids) - 1, batch), warm=warm)
+    else:
+        x, y, mask = padded_streams(ids, batch)
     if by is None:
         return streams_nll(params, cfg, x, y, mask, seq_len), len(ids) - 1
-    key = (ids.__array_interface__["data"][0], len(ids), batch)  # the same array as last time?
+    key = (ids.__array_interface__["data"][0], len(ids), batch, warm)  # the same array as last time?
     return by.streams_nll(params, cfg, x, y, mask, seq_len, key), len(ids) - 1
 
 

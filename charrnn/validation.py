@@ -21,6 +21,12 @@ from charrnn.numerics import nats_and_bits
 from charrnn.score import total_nll
 
 
+# Validation reads its text as 64 streams at once, each first reading this many characters before its part, so that
+# it scores what a reading of the whole text would: from a zero state, a GRU-512 read tiny-shakespeare's 30,000
+# characters of validation at 1.3107 nats/char as 64 streams, 1.3005 with 64 characters of warm-up, as read once.
+WARM = 128
+
+
 class Validation:
     """The validation passes of one run over ``val_ids`` (m,)."""
 
@@ -35,7 +41,7 @@ class Validation:
         return 1 if self.ck.average is None else 2
 
     def _nats(self, params) -> float:
-        total, count = total_nll(params, self.ck.model_config, self.val_ids, batch=64, by=self.by)
+        total, count = total_nll(params, self.ck.model_config, self.val_ids, batch=64, by=self.by, warm=WARM)
         return total / count
 
     def run(self, elapsed: float, note: str) -> float | None:

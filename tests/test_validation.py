@@ -146,3 +146,25 @@ def test_an_explicit_shape_or_no_budget_keeps_the_fixed_rule(cli, tmp_path, flag
     r = cli("train", str(CORPORA / "home.txt"), *time_flags, *flags, "-o", tmp_path / "t.npz", "-q")
     assert r.exit_code == 0, r.stderr
     assert checkpoint.load(str(tmp_path / "t.npz")).model_config.hidden == hidden
+
+
+def test_validation_scores_its_text_as_one_reading_would(tmp_path):
+    """A run's validation loss is the model's loss over the held-out text read once from its start (not 64 short
+    readings from a zero state, which a small text would make too high)."""
+    from charrnn import validation
+    from charrnn.score import total_nll
+
+    out = tmp_path / "p.npz"
+    r = run_cmd(["train", PANTRY, "--steps", "120", "--hidden", "48", "--lr", "0.01", "--eval-every", "120",
+                 "--average", "0", "-o", out, "--json", "-q"])
+    assert r.returncode == 0, r.stderr.decode()
+    ck = checkpoint.load(str(out))
+    tcfg = ck.train_config
+    _, held = split(ck.vocab.encode((CORPORA / "pantry.txt").read_text()), tcfg.val_frac, tcfg.val_from)
+    val = held.array()
+    once, n = total_nll(ck.params, ck.model_config, val, batch=1)
+    cold, _ = total_nll(ck.params, ck.model_config, val, batch=64)
+    reported = json.loads(r.stdout)["val_nats"]
+    assert reported == pytest.approx(once / n, abs=1e-3)
+    assert cold / n - once / n > 5e-3  # 64 cold streams of about 430 characters each read it worse
+    assert validation.WARM < 430
