@@ -106,17 +106,19 @@ class Progress:
         the budget chose to the characters it will see at the speed it has reached (charrnn.budget.refit); rank
         0's figures decide under MPI."""
         ck, now = self.ck, self.clock()
-        if not ck.train_config.refit or seconds is None or now < budget.REFIT_SHARE * seconds:
+        if not ck.train_config.refit or seconds is None:
             return
-        rate, now = self.by.agree((self.chars / now, now))
+        due, rate, now = self.by.agree((now >= budget.REFIT_SHARE * seconds, self.chars / now, now))  # all or none
+        if not due:
+            return
         chars = ck.chars_seen + rate * max(0.0, seconds - now)
+        fields = list(ck.train_config.refit)
         changed = budget.refit(ck.train_config, chars, network.num_params(ck.params), train_chars)
-        if changed:
-            before = ", ".join(f"{k.replace('_', '-')} {a:g}" for k, (a, _) in changed.items())
-            after = ", ".join(f"{k.replace('_', '-')} {b:g}" for k, (_, b) in changed.items())
-            self.rep.note(f"note: {now:.0f}s in, this run trains at ~{rate:,.0f} chars/s: ~{chars / 1e6:.1f}M "
-                          f"characters in its --time, ~{chars / train_chars:.1f} passes; {after} from here, "
-                          f"in place of {before}")
+        now_set = ", ".join(f"{k.replace('_', '-')} {getattr(ck.train_config, k):g}" for k in fields)
+        before = ", ".join(f"{k.replace('_', '-')} {a:g}" for k, (a, _) in changed.items())
+        self.rep.note(f"note: {now:.0f}s in, this run trains at ~{rate:,.0f} chars/s: ~{chars / 1e6:.1f}M characters "
+                      f"in its --time, ~{chars / train_chars:.1f} passes, so {now_set} from here "
+                      f"({f'in place of {before}' if changed else 'as its budget chose'})")
 
     def begin_anneal(self, lr: float, now: float, limits: Limits, eval_every: int) -> bool:
         """Patience ran out at this run's second ``now`` (agreed by all ranks): plan the final anneal, from ``lr``

@@ -221,7 +221,8 @@ def test_a_run_faster_than_its_timing_refits_its_dropout_to_the_exposure_it_reac
     charrnn.train(CORPORA / "home.txt", out, time="2s", workers=1, eval_every=5, on_note=notes.append)
     assert any("gru of 128 units" in n and "dropout 0, weight-drop 0, weight-decay 0" in n for n in notes)
     refit = [n for n in notes if "in its --time" in n]
-    assert len(refit) == 1 and "dropout 0.3, weight-drop 0.3, weight-decay 0.03 from here" in refit[0], notes
+    assert len(refit) == 1 and "so dropout 0.3, weight-drop 0.3, weight-decay 0.03 from here (in place of " \
+        "dropout 0, weight-drop 0, weight-decay 0)" in refit[0], notes
     tcfg = checkpoint.load(str(out)).train_config
     assert (tcfg.dropout, tcfg.weight_drop, tcfg.weight_decay, tcfg.refit) == (0.3, 0.3, 0.03, [])
 

@@ -80,6 +80,15 @@ def test_two_ranks_train_the_model_two_workers_train(tmp_path):
 
 
 @needs_mpi
+def test_a_budget_under_mpi_refits_its_regularisation_once_on_every_rank(tmp_path):
+    out = tmp_path / "b.npz"
+    r = mpi_train(2, CORPORA / "home.txt", "--time", "3s", "--eval-every", "5", "-o", out)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stderr.decode().count("in its --time") == 1  # decided together, said by rank 0
+    assert checkpoint.load(str(out)).train_config.refit == []
+
+
+@needs_mpi
 def test_checkpoints_move_between_mpi_and_one_machine(tmp_path):
     out = tmp_path / "m.npz"
     assert mpi_train(2, PANTRY, *OPTS, "--steps", "10", "-q", "-o", out).returncode == 0
