@@ -79,6 +79,21 @@ def test_each_size_is_timed_once_and_only_those_the_walk_reaches():
     assert BUDGET_SIZES[choose_size(60, rate_of)[0]][0] == 128 and calls == [128, 256]  # 5.2M, then 2.0M of 3.5M
 
 
+def test_a_size_timed_just_short_of_its_need_is_timed_again_and_keeps_the_faster_timing():
+    need = dict((h, n) for h, n, _ in BUDGET_SIZES)[512]
+    for first, second, want in ((0.75, 1.1, 512), (0.75, 0.8, 384), (0.5, 1.1, 384)):
+        calls = []
+
+        def rate_of(hidden, _=None):  # a GRU-512 timed in a moment of load, then again
+            calls.append(hidden)
+            share = (first if calls.count(512) == 1 else second) if hidden == 512 else 1.0
+            return share * need / 300 if hidden == 512 else 10 * need / 300
+        i, timed = choose_size(300, rate_of)
+        assert BUDGET_SIZES[i][0] == want, (first, second)
+        assert calls[:2] == ([512, 512] if first >= budget.RETIME_WITHIN else [512, 384])
+        assert timed[512] == max(first, second if first >= budget.RETIME_WITHIN else 0) * need / 300
+
+
 def test_a_size_that_trains_slower_here_than_elsewhere_is_not_chosen():
     """The same GRU-512 speed, twenty minutes: where a GRU-768 keeps 0.48 of its speed it sees 23M characters
     and is chosen; where it keeps 0.30 it would see 14.4M, too few to beat the GRU-512's 48M."""
