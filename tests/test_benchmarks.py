@@ -104,3 +104,18 @@ def test_the_floor_refuses_a_text_the_grammar_did_not_write():
         pieces(RECIPE.replace("sweet oats", "sweet bread") * 2)
     with pytest.raises(NotTheGrammar, match="step 3 where step 2 was due"):
         pieces(RECIPE.replace("2. Fold", "3. Fold") * 2)
+
+
+def test_timing_noise_summarises_every_timing_it_made():
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "timing_noise.py"), "--hidden", "16", "--seconds",
+                        "0.5", "--batch", "4", "--json"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["timings"] == len(d["rates"]) >= 2
+    assert d["min"] == min(d["rates"]) < d["max"] == max(d["rates"]) and d["min"] <= d["median"] <= d["max"]
