@@ -44,7 +44,7 @@ from typing import Callable
 import numpy as np
 
 from charrnn import network, optim
-from charrnn.config import ModelConfig, TrainConfig
+from charrnn.config import REGULARISATION, ModelConfig, TrainConfig
 
 FIRST_GUESS = 512  # the size timed first for budgets over a minute (the smallest for shorter ones)
 # A size whose timing shows it at least this share of the characters it needs, but not all, is timed again: forty
@@ -97,8 +97,7 @@ EXPOSURE_REGULARISATION = (
 # 1.4944, both 1.4917.
 BATCH = 32
 PATIENCE_SHARE = 0.25  # with a budget, stop when validation has not improved for this share of it
-REGULARISATION = ("dropout", "weight_drop", "weight_decay")  # the TrainConfig fields EXPOSURE_REGULARISATION sets
-REFIT_SHARE = 0.1  # a budget run re-fits them at its first validation pass this far into its budget
+REFIT_SHARE = 0.1  # a budget run re-fits its REGULARISATION at its first validation pass this far into its budget
 
 
 @dataclass

@@ -17,6 +17,7 @@ OPTIMIZERS = ("adam", "adagrad", "sgd")
 CLIP_MODES = ("norm", "value")
 VAL_PLACES = ("spread", "end")  # where held-out validation text is taken from
 SERVE = ("best", "last")  # which weights a checkpoint serves
+REGULARISATION = ("dropout", "weight_drop", "weight_decay")  # the fields a --time budget chooses from the exposure
 
 
 def setting(default, help: str, *, cli: bool = True, choices: tuple | None = None, factory=None):
@@ -116,7 +117,7 @@ class TrainConfig:
             raise UsageError(f"--val-from must be spread or end, not {self.val_from!r}")
         if not all(isinstance(f, str) for f in self.val_files):
             raise CharRNNError("val_files must be a list of paths")
-        if not set(self.refit) <= {"dropout", "weight_drop", "weight_decay"}:
+        if not set(self.refit) <= set(REGULARISATION):
             raise CharRNNError(f"refit names fields that are not regularisation: {self.refit}")
         if "-" in self.val_files:
             raise UsageError("--val-file needs a file path; stdin (-) is for the corpus")

@@ -22,8 +22,9 @@ from charrnn.score import total_nll
 
 
 # Validation reads its text as 64 streams at once, each first reading this many characters before its part, so that
-# it scores what a reading of the whole text would: from a zero state, a GRU-512 read tiny-shakespeare's 30,000
-# characters of validation at 1.3107 nats/char as 64 streams, 1.3005 with 64 characters of warm-up, as read once.
+# it scores what a reading of the whole text would. A GRU-512 trained on tiny-shakespeare's first 90% read its
+# 100,385 characters of validation at 1.2940 nats/char as 64 streams from a zero state, and at 1.2895 with 64 or more
+# characters of warm-up, as when read once; with --val-frac 0.03 (30,115 characters), 1.3000 against 1.2892.
 WARM = 128
 
 
