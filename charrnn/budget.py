@@ -47,9 +47,9 @@ from charrnn import network, optim
 from charrnn.config import REGULARISATION, ModelConfig, TrainConfig
 
 FIRST_GUESS = 512  # the size timed first for budgets over a minute (the smallest for shorter ones)
-# A size whose timing shows it at least this share of the characters it needs, but not all, is timed again: forty
-# timings of a GRU-512 within a minute on a shared 2-vCPU machine read 15.8k-21.4k chars/s, and one budget's
-# timing read 13.9k in a moment of load (2026-12-05).
+# A size whose timing shows it at least this share of the characters it needs, but not all, is timed again: a
+# minute of timings of a GRU-512 on a shared 2-vCPU machine read 16.6k-22.6k chars/s (benchmarks/timing_noise.py),
+# and one budget's timing read 13.9k in a moment of load (2026-12-05).
 RETIME_WITHIN = 0.7
 
 # Each row: (hidden units, the characters a GRU of that size must see to beat the row before, training defaults
