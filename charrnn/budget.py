@@ -75,7 +75,14 @@ BUDGET_SIZES = (
 )
 
 # Each row: (exposure up to this much, dropout, weight drop, weight decay).
-# Exposure = passes x parameters / training characters.
+# Exposure = passes x parameters / training characters, the latter counted as at least 1 from
+# FULL_EXPOSURE_PARAMS parameters up: a model smaller than its text still learns it by heart when it reads it
+# often. On 2.7M characters of Python's standard library a GRU-512 (0.41 parameters per character) read ~8
+# times in twenty minutes gave 1.2920 on the held-out modules without dropout, behind five minutes' 1.2721,
+# and 1.2174 with 0.1, 0.15 and 0.03 (docs/quality.md "Other corpora"). The smallest budget size keeps its own
+# share: a GRU-128 (~80k parameters) on the recipes at 24 passes, 0.29 per character, did better without.
+# The first row ends at 7, between the ~6 passes of five minutes on tiny-shakespeare here (none did better at
+# 6.9) and the ~8 of twenty minutes on the standard library.
 # Held-out loss on tiny-shakespeare's last 10% (docs/quality.md): GRU-128 on the 0.3 MB pantry corpus at 4.5 and
 # at 7 is best without dropout (0.342 against 0.347 for 0.1 and 0.15 at 7); GRU-512 at 7.2, five minutes here:
 # 0 and 0 gave 1.454 against 1.467-1.473 for 0.1 and 0.15; GRU-512 at 11: 0.1 and 0.15 gave 1.449 against
@@ -90,7 +97,7 @@ BUDGET_SIZES = (
 # gave 1.447 against 1.456. The rows above 40 are the rows measured without decay, one row lighter, not measured
 # with it.
 EXPOSURE_REGULARISATION = (
-    (9.0, 0.0, 0.0, 0.0),
+    (7.0, 0.0, 0.0, 0.0),
     (40.0, 0.1, 0.15, 0.03),
     (80.0, 0.2, 0.25, 0.03),
     (float("inf"), 0.3, 0.3, 0.03),
@@ -100,6 +107,7 @@ EXPOSURE_REGULARISATION = (
 # per character; five minutes here (GRU-256, two workers, 20% slower) 1.4875 against 1.4987; --lr 3e-3 instead
 # 1.4944, both 1.4917.
 BATCH = 32
+FULL_EXPOSURE_PARAMS = 150_000  # from here up (a GRU-256 and larger), exposure counts >= 1 parameter per char
 PATIENCE_SHARE = 0.25  # with a budget, stop when validation has not improved for this share of it
 REFIT_SHARE = 0.1  # a budget run re-fits its REGULARISATION at its first validation pass this far into its budget
 
@@ -162,8 +170,11 @@ def choose_size(seconds: float, rate_of: Callable[[int], float]) -> tuple[int, d
 
 def exposure_of(chars: float, params: int, train_chars: int) -> float:
     """Passes over ``train_chars`` characters in ``chars`` seen, times ``params`` parameters per training
-    character."""
-    return chars / max(train_chars, 1) * params / max(train_chars, 1)
+    character, counted as at least one for a model of :data:`FULL_EXPOSURE_PARAMS` parameters or more."""
+    per_char = params / max(train_chars, 1)
+    if params >= FULL_EXPOSURE_PARAMS:
+        per_char = max(per_char, 1.0)
+    return chars / max(train_chars, 1) * per_char
 
 
 def regularisation(exposure: float) -> tuple[float, float, float]:
