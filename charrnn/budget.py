@@ -22,12 +22,11 @@ characters that size would *see* in the budget here. Two measured tables
   the smallest models). A model that reads its text too often for its size
   learns it by heart, and many passes do that even to a model smaller than
   its text, unless the model is among the smallest (docs/quality.md). The
-  more exposure, the more
-  dropout of the outputs (--dropout) and of the recurrent weights
-  (--weight-drop), and where there is dropout, a small weight decay
-  (--weight-decay). Dropout slows a step, so a chosen size that gets some is
-  timed again with it, and gives way to the next size down if it then no
-  longer sees what it needs.
+  more exposure, the more dropout of the outputs (--dropout) and of the
+  recurrent weights (--weight-drop), and where there is dropout, a small
+  weight decay (--weight-decay). Dropout slows a step, so a chosen size
+  that gets some is timed again with it, and gives way to the next size
+  down if it then no longer sees what it needs.
 
 A budget run also trains on fewer streams per step (BATCH, --batch): the
 updates, not the characters, are what a short run is short of.
