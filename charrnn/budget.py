@@ -80,10 +80,10 @@ BUDGET_SIZES = (
 # FULL_EXPOSURE_PARAMS parameters up: a model smaller than its text still learns it by heart when it reads it
 # often. On 2.4M training characters of Python's standard library a GRU-512 (0.41 parameters per character)
 # read 9.2 times in twenty minutes gave 1.2920 on the held-out modules without dropout, behind five minutes'
-# 1.2721, and 1.2174 with 0.1, 0.15 and 0.03 (docs/quality.md "Other corpora"). The smallest budget size keeps
-# its own share: a GRU-128 (~80k parameters) on the recipes at 24 passes, 0.29 per character, did better
-# without. The first row ends at 8, between five minutes of a GRU-512 on tiny-shakespeare here (exposure
-# 6.5-6.9; none did better at 6.9) and twenty minutes on the standard library (9.2-9.4).
+# 1.2721, and 1.2174 with 0.1, 0.15 and 0.03 (docs/quality.md "Other corpora"). The smallest budget size, a
+# GRU-128 (~80k parameters), keeps its own share (its pantry runs below). The first row ends at 8, between
+# five minutes of a GRU-512 on tiny-shakespeare here (exposure 6.5-6.9; none did better at 6.9) and twenty
+# minutes on the standard library (9.2-9.4).
 # Held-out loss on tiny-shakespeare's last 10% (docs/quality.md): GRU-128 on the 0.3 MB pantry corpus at 4.5 and
 # at 7 is best without dropout (0.342 against 0.347 for 0.1 and 0.15 at 7); GRU-512 at 7.2, five minutes here:
 # 0 and 0 gave 1.454 against 1.467-1.473 for 0.1 and 0.15; GRU-512 at 11: 0.1 and 0.15 gave 1.449 against
@@ -103,12 +103,12 @@ EXPOSURE_REGULARISATION = (
     (80.0, 0.2, 0.25, 0.03),
     (float("inf"), 0.3, 0.3, 0.03),
 )
+FULL_EXPOSURE_PARAMS = 150_000  # from here up (a GRU-256 and larger), exposure counts >= 1 parameter per char
 # Streams per step of a budget run (--batch): half the default, twice the updates for the same characters.
 # Held-out loss (docs/quality.md): GRU-512 at 4.1M characters 1.488 against 1.525 with 64, on one core 8% slower
 # per character; five minutes here (GRU-256, two workers, 20% slower) 1.4875 against 1.4987; --lr 3e-3 instead
 # 1.4944, both 1.4917.
 BATCH = 32
-FULL_EXPOSURE_PARAMS = 150_000  # from here up (a GRU-256 and larger), exposure counts >= 1 parameter per char
 PATIENCE_SHARE = 0.25  # with a budget, stop when validation has not improved for this share of it
 REFIT_SHARE = 0.1  # a budget run re-fits its REGULARISATION at its first validation pass this far into its budget
 
@@ -123,7 +123,7 @@ class BudgetChoice:
     chars: float = 0.0  # characters the chosen model will see in the budget here (rate x seconds)
     timed: dict = field(default_factory=dict)  # hidden units -> measured chars/s, each size timed to choose
     passes: float | None = None  # expected passes over the training text
-    exposure: float | None = None  # passes x parameters per training character
+    exposure: float | None = None  # passes x parameters per training character (exposure_of)
     train_chars: int | None = None  # the characters trained on, that the passes go over
 
 
@@ -172,10 +172,9 @@ def choose_size(seconds: float, rate_of: Callable[[int], float]) -> tuple[int, d
 def exposure_of(chars: float, params: int, train_chars: int) -> float:
     """Passes over ``train_chars`` characters in ``chars`` seen, times ``params`` parameters per training
     character, counted as at least one for a model of :data:`FULL_EXPOSURE_PARAMS` parameters or more."""
-    per_char = params / max(train_chars, 1)
-    if params >= FULL_EXPOSURE_PARAMS:
-        per_char = max(per_char, 1.0)
-    return chars / max(train_chars, 1) * per_char
+    n = max(train_chars, 1)
+    per_char = max(params / n, 1.0) if params >= FULL_EXPOSURE_PARAMS else params / n
+    return chars / n * per_char
 
 
 def regularisation(exposure: float) -> tuple[float, float, float]:
