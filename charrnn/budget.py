@@ -74,6 +74,13 @@ BUDGET_SIZES = (
     (768, 2.0e7, {}),
     (1024, 3.0e7, {}),
 )
+# No size above the first has more parameters than this per training character: such a model gains nothing from
+# its size. On tiny-shakespeare (903,468 training characters) a GRU-768 (2.2 per character) with weight decay lost
+# to a GRU-512 (1.02) in every twenty-minute budget measured, and did no better at about the same characters
+# (1.4359 at 12.4M, against 1.4327 at 11.3M). On the recipes (277,293) three minutes of a GRU-384 (2.0) ended
+# behind one minute of a GRU-256 (0.97) in both runs (+0.0004, +0.0006), and the best three-minute run measured
+# there was a GRU-256 with dropout 0.1 and weight drop 0.15 (docs/quality.md).
+MAX_PARAMS_PER_CHAR = 1.5
 
 # Each row: (exposure up to this much, dropout, weight drop, weight decay).
 # Exposure = passes x parameters / training characters, the latter counted as at least 1 from
@@ -132,12 +139,21 @@ def params_of(hidden: int, vocab_size: int) -> int:
     return sum(prod(s) for s in network.param_shapes(ModelConfig(vocab_size=vocab_size, hidden=hidden)).values())
 
 
-def choose_size(seconds: float, rate_of: Callable[[int], float]) -> tuple[int, dict]:
+def largest_row(train_chars: int, vocab_size: int) -> int:
+    """The last row of :data:`BUDGET_SIZES` a text of ``train_chars`` training characters supports: the first
+    row, and every row whose model has at most :data:`MAX_PARAMS_PER_CHAR` parameters per training character."""
+    limit = MAX_PARAMS_PER_CHAR * train_chars
+    return max(i for i, (hidden, _, _) in enumerate(BUDGET_SIZES) if i == 0 or params_of(hidden, vocab_size) <= limit)
+
+
+def choose_size(seconds: float, rate_of: Callable[[int], float], largest: int = len(BUDGET_SIZES) - 1
+                ) -> tuple[int, dict]:
     """(the row of :data:`BUDGET_SIZES` for a budget of ``seconds``, {hidden: chars/s} of the sizes timed).
 
-    The largest size that sees, at its own measured rate, the characters it
-    needs: timed from :data:`FIRST_GUESS` (or the smallest size, for a
-    minute or less) up while the next size up qualifies, or down until one
+    The largest size up to row ``largest`` that sees, at its own measured
+    rate, the characters it needs: timed from :data:`FIRST_GUESS` (or the
+    smallest size, for a minute or less; or row ``largest``, if that is
+    smaller) up while the next size up qualifies, or down until one
     does. The needs grow with the size and the rates fall with it, so the
     sizes that qualify are the first few rows and the walk ends at the last.
     A larger size is not timed when even the smaller one's rate would not
@@ -157,9 +173,10 @@ def choose_size(seconds: float, rate_of: Callable[[int], float]) -> tuple[int, d
         return timed[hidden] * seconds >= need
 
     def within_reach(i: int) -> bool:  # row i could qualify at row i - 1's (timed) rate
-        return i < len(BUDGET_SIZES) and timed[BUDGET_SIZES[i - 1][0]] * seconds >= BUDGET_SIZES[i][1]
+        return i <= largest and timed[BUDGET_SIZES[i - 1][0]] * seconds >= BUDGET_SIZES[i][1]
 
     i = 0 if seconds <= 60 else next(i for i, row in enumerate(BUDGET_SIZES) if row[0] == FIRST_GUESS)
+    i = min(i, largest)
     if qualifies(i):
         while within_reach(i + 1) and qualifies(i + 1):
             i += 1
@@ -195,7 +212,7 @@ def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[
     gets some, it is timed again with that dropout; where it then no longer
     sees what it needs, the next size down is taken.
     """
-    i, timed = choose_size(seconds, rate_of)
+    i, timed = choose_size(seconds, rate_of, largest_row(train_chars, vocab_size))
     while True:
         hidden, need, row = BUDGET_SIZES[i]
         if hidden not in timed:  # a size below the first one timed

@@ -97,7 +97,7 @@ def test_a_size_timed_just_short_of_its_need_is_timed_again_and_keeps_the_faster
 def test_a_size_that_trains_slower_here_than_elsewhere_is_not_chosen():
     """The same GRU-512 speed, twenty minutes: where a GRU-768 keeps 0.48 of its speed it sees 23M characters
     and is chosen; where it keeps 0.30 it would see 14.4M, too few to beat the GRU-512's 48M."""
-    one, other = choose(1200, 903_468, 65, machine(40_000, ONE)), choose(1200, 903_468, 65, machine(40_000, OTHER))
+    one, other = choose(1200, 1_400_000, 65, machine(40_000, ONE)), choose(1200, 1_400_000, 65, machine(40_000, OTHER))
     assert (one.hidden, other.hidden) == (768, 512)
     assert other.timed[768] == pytest.approx(40_000 * OTHER[768]) and other.chars == pytest.approx(40_000 * 1200)
 
@@ -133,14 +133,17 @@ def test_a_size_its_dropout_slows_below_its_need_gives_way_to_the_next_one_down(
 def test_the_documented_regularisation_is_what_the_exposure_gives():
     rows = [(limit, float(d), float(w), float(wd)) for limit, d, w, wd in documented("budget-regularisation")]
     assert rows == list(budget.EXPOSURE_REGULARISATION)
-    rate, seconds, params = 24_500.0, 300, params_of(512, 65)  # five minutes of a GRU-512 here: 7.35M characters
+    # an hour of a GRU-512 (88M characters) on a machine where no larger size sees what it needs, so that texts
+    # long enough for a GRU-512 (MAX_PARAMS_PER_CHAR) reach every row
+    rate, seconds, params = 24_500.0, 3600, params_of(512, 65)
+    slow_large = {**ONE, 768: 0.01, 1024: 0.01}
     lower = 0.0
     for limit, *regularisation in rows:
         for exposure in (lower + 0.01, min(limit - 0.01, lower + 50)):
             # a GRU-512 reading rate x seconds characters of a text of n: exposure = (rate x seconds / n) x params / n,
             # the second factor at least 1, so for a text longer than its parameters, rate x seconds / n
             n = int(round(max(rate * seconds / exposure, (rate * seconds * params / exposure) ** 0.5)))
-            got = choose(seconds, n, 65, machine(rate))
+            got = choose(seconds, n, 65, machine(rate, slow_large))
             assert got.hidden == 512 and got.exposure == pytest.approx(exposure, rel=1e-4)
             assert [got.train[k] for k in ("dropout", "weight_drop", "weight_decay")] == regularisation, exposure
         lower = limit
@@ -162,10 +165,29 @@ def test_a_text_read_often_is_regularised_by_a_model_smaller_than_it_but_not_by_
     assert budget.regularisation(budget.exposure_of(19 * 277_293, small, 277_293)) == (0.0, 0.0, 0.0)
 
 
+def test_a_text_gets_no_size_with_more_parameters_per_character_than_it_supports():
+    """However fast the machine, the 277k training characters of the recipes get at most a GRU-256 (0.93
+    parameters per character; a GRU-384 has 1.9), tiny-shakespeare's 903k at most a GRU-512 (1.02; a GRU-768 has
+    2.2), and a text too short for a GRU-256 still gets the smallest size. Sizes above the limit are not timed."""
+    calls = []
+
+    def fast(hidden, dropout=(0.0, 0.0)):  # a machine that shows every size far more than it needs
+        calls.append(hidden)
+        return 1e6 * ONE[hidden]
+
+    assert params_of(256, 58) <= budget.MAX_PARAMS_PER_CHAR * 277_293 < params_of(384, 58)
+    assert choose(180, 277_293, 58, fast).hidden == 256 and max(calls) == 256
+    calls.clear()
+    assert choose(1200, 903_468, 65, fast).hidden == 512 and max(calls) == 512
+    calls.clear()
+    assert choose(1200, 50_000, 65, fast).hidden == 128 and max(calls) == 128
+    assert choose(1200, 10**9, 65, fast).hidden == 1024  # a text this long supports every size
+
+
 def test_a_slower_machine_chooses_as_for_fewer_passes():
-    fast = choose(600, 903_468, 65, machine(80_000))  # ten minutes here: a GRU-768 sees 23M
-    slow = choose(600, 903_468, 65, machine(40_000))  # ten minutes at half the speed
-    five = choose(300, 903_468, 65, machine(80_000))  # five minutes here
+    fast = choose(600, 1_400_000, 65, machine(80_000))  # ten minutes here: a GRU-768 sees 23M
+    slow = choose(600, 1_400_000, 65, machine(40_000))  # ten minutes at half the speed
+    five = choose(300, 1_400_000, 65, machine(80_000))  # five minutes here
     assert (fast.hidden, slow.hidden) == (768, 512)
     same = lambda c: (c.hidden, {k: v for k, v in c.train.items() if k != "patience"})  # noqa: E731
     assert slow.passes == pytest.approx(five.passes) and same(slow) == same(five)
@@ -181,11 +203,11 @@ def test_a_run_measures_its_machine_before_choosing(tmp_path, monkeypatch):
         monkeypatch.setattr(budget, "measure_rate", lambda by, vocab_size, hidden, batch, seq_len, steps=3, dropout=(0, 0):
                             rate * ONE[hidden])
 
-    for name, rate, hidden in (("slow", 1_000, 128), ("fast", 2e7, 768)):
+    for name, rate, hidden in (("slow", 1_000, 128), ("fast", 2e7, 256)):  # the recipes support a GRU-256 at most
         stub(rate)
         notes = []
         out = tmp_path / f"{name}.npz"
-        charrnn.train(CORPORA / "home.txt", out, time="3s", workers=1, on_note=notes.append, steps=2)
+        charrnn.train(CORPORA / "pantry.txt", out, time="3s", workers=1, on_note=notes.append, steps=2)
         note = next(n for n in notes if n.startswith("note: --time 3s"))
         assert f"gru of {hidden} units" in note and f"~{rate * ONE[hidden]:,.0f}" \
                " chars/s" in note
