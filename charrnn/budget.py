@@ -15,7 +15,8 @@ characters that size would *see* in the budget here. Two measured tables
   a run times one to three of them, and no speed is taken from a table
   measured elsewhere: how much slower a larger model trains differs from
   machine to machine (a GRU-768 against a GRU-512: 0.48 on one, 0.30 on
-  another);
+  another). No size above the smallest is taken for a text with fewer
+  training characters than its parameters / MAX_PARAMS_PER_CHAR;
 * the regularisation, from the *exposure* the chosen model will get here:
   the passes it will make over the training text at its own measured speed,
   times its parameters per training character (at least one, for all but
