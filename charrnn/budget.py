@@ -76,11 +76,11 @@ BUDGET_SIZES = (
     (1024, 3.0e7, {}),
 )
 # No size above the first has more parameters than this per training character: such a model gains nothing from
-# its size. On tiny-shakespeare (903,468 training characters) a GRU-768 (2.2 per character) with weight decay lost
-# to a GRU-512 (1.02) in every twenty-minute budget measured, and did no better at about the same characters
-# (1.4359 at 12.4M, against 1.4327 at 11.3M). On the recipes (277,293) three minutes of a GRU-384 (2.0) ended
-# behind one minute of a GRU-256 (0.97) in both runs (+0.0004, +0.0006), and the best three-minute run measured
-# there was a GRU-256 with dropout 0.1 and weight drop 0.15 (docs/quality.md).
+# its size. On tiny-shakespeare (903,468 training characters) a GRU-768 (2.2 per character) with weight decay did
+# no better than a GRU-512 (1.02) in any twenty-minute run measured, nor at about the same characters (1.4359 at
+# 12.4M, against 1.4327 at 11.3M). On the recipes (277,293) three minutes of a GRU-384 (1.9) ended behind one
+# minute of a GRU-256 (0.93) in both runs (+0.0004, +0.0006); limited to a GRU-256, three minutes ended ahead of
+# one in both runs (-0.0018, -0.0016; docs/quality.md).
 MAX_PARAMS_PER_CHAR = 1.5
 
 # Each row: (exposure up to this much, dropout, weight drop, weight decay).
@@ -133,6 +133,7 @@ class BudgetChoice:
     passes: float | None = None  # expected passes over the training text
     exposure: float | None = None  # passes x parameters per training character (exposure_of)
     train_chars: int | None = None  # the characters trained on, that the passes go over
+    largest: int = 0  # hidden units of the largest size the text supports (largest_row)
 
 
 def params_of(hidden: int, vocab_size: int) -> int:
@@ -213,7 +214,8 @@ def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[
     gets some, it is timed again with that dropout; where it then no longer
     sees what it needs, the next size down is taken.
     """
-    i, timed = choose_size(seconds, rate_of, largest_row(train_chars, vocab_size))
+    largest = largest_row(train_chars, vocab_size)
+    i, timed = choose_size(seconds, rate_of, largest)
     while True:
         hidden, need, row = BUDGET_SIZES[i]
         if hidden not in timed:  # a size below the first one timed
@@ -227,7 +229,8 @@ def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[
             break
         i -= 1
     train = {"batch": BATCH, **row}
-    choice = BudgetChoice(hidden, train, rate=rate, chars=rate * seconds, timed=timed, train_chars=train_chars)
+    choice = BudgetChoice(hidden, train, rate=rate, chars=rate * seconds, timed=timed, train_chars=train_chars,
+                          largest=BUDGET_SIZES[largest][0])
     choice.passes = rate * seconds / max(train_chars, 1)
     choice.exposure = exposure_of(choice.chars, params_of(hidden, vocab_size), train_chars)
     train.update(zip(REGULARISATION, regularisation(choice.exposure)))
@@ -258,9 +261,11 @@ def describe(choice: BudgetChoice, cell: str) -> str:
     """The note that names the choice and why."""
     extra = "".join(f", {k.replace('_', '-')} {f'{v:g}' if isinstance(v, float) else v}"
                     for k, v in choice.train.items())
+    limit = (f", the largest size for this text (at most {MAX_PARAMS_PER_CHAR:g} parameters per training character)"
+             if choice.hidden == choice.largest < BUDGET_SIZES[-1][0] else "")
     return (f"{cell} of {choice.hidden} units{extra}; this machine trains it at ~{choice.rate:,.0f} chars/s: "
             f"~{choice.chars / 1e6:.1f}M characters, ~{choice.passes:.1f} passes over {choice.train_chars:,} "
-            f"training characters")
+            f"training characters{limit}")
 
 
 def measure_rate(by, vocab_size: int, hidden: int, batch: int, seq_len: int, steps: int = 3,

@@ -176,12 +176,18 @@ def test_a_text_gets_no_size_with_more_parameters_per_character_than_it_supports
         return 1e6 * ONE[hidden]
 
     assert params_of(256, 58) <= budget.MAX_PARAMS_PER_CHAR * 277_293 < params_of(384, 58)
-    assert choose(180, 277_293, 58, fast).hidden == 256 and max(calls) == 256
+    recipes = choose(180, 277_293, 58, fast)
+    assert recipes.hidden == 256 and max(calls) == 256
     calls.clear()
     assert choose(1200, 903_468, 65, fast).hidden == 512 and max(calls) == 512
     calls.clear()
     assert choose(1200, 50_000, 65, fast).hidden == 128 and max(calls) == 128
-    assert choose(1200, 10**9, 65, fast).hidden == 1024  # a text this long supports every size
+    every = choose(1200, 10**9, 65, fast)
+    assert every.hidden == 1024  # a text this long supports every size
+    limited = "the largest size for this text (at most 1.5 parameters per training character)"
+    assert limited in budget.describe(recipes, "gru") and limited not in budget.describe(every, "gru")
+    slow = choose(180, 277_293, 58, machine(5_000))  # too slow to show a GRU-256 its 3.5M
+    assert slow.hidden == 128 and limited not in budget.describe(slow, "gru")
 
 
 def test_a_slower_machine_chooses_as_for_fewer_passes():
