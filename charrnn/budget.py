@@ -48,6 +48,7 @@ import numpy as np
 from charrnn import network, optim
 from charrnn.config import REGULARISATION, ModelConfig, TrainConfig
 
+CELL = "mgru"  # the cell a budget trains: at 11.2M characters of a 512-unit one it ends 0.016 below the GRU (docs/quality.md)
 FIRST_GUESS = 512  # the size timed first for budgets over a minute (the smallest for shorter ones)
 # A size whose timing shows it at least this share of the characters it needs, but not all, is timed again: a
 # minute of timings of a GRU-512 on a shared 2-vCPU machine read 16.6k-22.6k chars/s (benchmarks/timing_noise.py),
@@ -138,7 +139,7 @@ class BudgetChoice:
 
 def params_of(hidden: int, vocab_size: int) -> int:
     """Parameters of a one-layer GRU of ``hidden`` units over ``vocab_size`` characters."""
-    return sum(prod(s) for s in network.param_shapes(ModelConfig(vocab_size=vocab_size, hidden=hidden)).values())
+    return sum(prod(s) for s in network.param_shapes(ModelConfig(vocab_size=vocab_size, hidden=hidden, cell=CELL)).values())
 
 
 def largest_row(train_chars: int, vocab_size: int) -> int:
@@ -274,7 +275,7 @@ def measure_rate(by, vocab_size: int, hidden: int, batch: int, seq_len: int, ste
     warm up) of gradients from ``by`` (a charrnn.gradients.Gradients for that model and batch) and Adam's
     update, on random text of ``batch`` streams of ``seq_len`` characters, with ``dropout`` (of the outputs,
     of the recurrent weights)."""
-    cfg = ModelConfig(vocab_size=vocab_size, hidden=hidden)
+    cfg = ModelConfig(vocab_size=vocab_size, hidden=hidden, cell=CELL)
     rng = np.random.default_rng(0)
     params = network.init_params(cfg, rng)
     opt, tcfg = optim.init_state(params, "adam"), TrainConfig()

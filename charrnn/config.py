@@ -34,7 +34,7 @@ class ModelConfig:
 
     vocab_size: int = setting(0, "V: distinct characters, set from the corpus.", cli=False)
     hidden: int = setting(384, "Hidden units per layer.")
-    cell: str = setting("gru", "Recurrent cell: rnn, lstm or gru.")
+    cell: str = setting("gru", "Recurrent cell: rnn, lstm, gru or mgru (a GRU whose recurrent terms the input scales).")
     layers: int = setting(1, "Stacked recurrent layers.")
     dtype: str = setting("float32", "Parameter dtype (float64 for gradient checks).", cli=False)
     reset_id: int = setting(-1, "Records mode: the newline's id, before which the state resets; -1 off.", cli=False)

@@ -54,7 +54,7 @@ class RunMetrics:
 class RunStart:
     """What a run is about to do: told to the reporter once, before the first step."""
 
-    cell: str  # rnn, lstm or gru
+    cell: str  # rnn, lstm, gru or mgru
     hidden: int  # units per layer
     layers: int  # stacked layers
     vocab_size: int  # characters in the vocabulary

@@ -32,12 +32,14 @@ from charrnn.config import ModelConfig
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     """The name and shape of every parameter of a model with this config."""
     V, H = cfg.vocab_size, cfg.hidden
-    GH = CELLS[cfg.cell].gates * H
+    cell = CELLS[cfg.cell]
+    GH = cell.gates * H
+    IH = 2 * GH if cell.scaled else GH  # the input side: projection, then the recurrent term's scale offsets
     shapes = {}
     for k in range(cfg.layers):
-        shapes[f"W_ax.{k}"] = (V if k == 0 else H, GH)
+        shapes[f"W_ax.{k}"] = (V if k == 0 else H, IH)
         shapes[f"W_aa.{k}"] = (H, GH)
-        shapes[f"b_a.{k}"] = (GH,)
+        shapes[f"b_a.{k}"] = (IH,)
     shapes["W_ya"] = (H, V)
     shapes["b_y"] = (V,)
     return shapes
@@ -73,6 +75,8 @@ def init_params(cfg: ModelConfig, rng: np.random.Generator) -> dict[str, np.ndar
         else:
             b = 1.0 if name == "W_ax.0" else bound
             params[name] = rng.uniform(-b, b, size=shape).astype(cfg.dtype)
+            if CELLS[cfg.cell].scaled and name.startswith("W_ax."):
+                params[name][:, shape[1] // 2 :] = 0  # scales of 1: the cell starts as its unscaled self
     return params
 
 
@@ -164,18 +168,27 @@ def layers_forward(params, cfg, x, state0, dropout: "float | Dropout" = 0.0, rng
     keep = reset_mask(cfg, x, state0.dtype)
     state_last = np.empty_like(state0)
     n_sig = cell.n_sig * cfg.hidden  # sigmoid-gate columns, which the cell wants halved
+    GH = cell.gates * cfg.hidden
     inp, caches = None, []
     for k in range(cfg.layers):
         W, b = params[f"W_ax.{k}"], params[f"b_a.{k}"]
+        if cell.scaled:
+            b = b.copy()
+            b[GH:] += 1  # scales are 1 + their offsets
         if k == 0:
             table = W + b  # (V, GH): the bias folded into the lookup table
             table[:, :n_sig] *= 0.5  # exact: halving commutes with the sums and products
+            if cell.scaled:
+                table[:, GH : GH + n_sig] *= 0.5
             xp = table[x]  # (T, B, GH): one row gather, no one-hot product
         else:
             if n_sig:
                 W, b = W.copy(), b.copy()
                 W[:, :n_sig] *= 0.5
                 b[:n_sig] *= 0.5
+                if cell.scaled:
+                    W[:, GH : GH + n_sig] *= 0.5
+                    b[GH : GH + n_sig] *= 0.5
             xp = (inp.reshape(T * B, -1) @ W).reshape(T, B, -1)
             xp += b
         W_aa, wmask = params[f"W_aa.{k}"], None

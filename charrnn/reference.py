@@ -17,6 +17,13 @@ GRU (reset r, update u, candidate n; the recurrent side has no bias):
     n = tanh(W_xn x_t + b_n + r * (W_hn h_{t-1}))
     h_t = (1 - u) * n + u * h_{t-1}
 
+Scaled GRU, mgru (the GRU with its recurrent terms scaled by the input):
+
+    s_r = 1 + W_sr x_t + c_r                          and s_u, s_n alike
+    r = sigmoid(W_xr x_t + b_r + s_r * (W_hr h_{t-1}))   and u alike
+    n = tanh(W_xn x_t + b_n + r * s_n * (W_hn h_{t-1}))
+    h_t = (1 - u) * n + u * h_{t-1}
+
 and for every cell
 
     y_hat = softmax(W_ya h_t + b_y)                  (V,)
@@ -32,7 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
-GATES = {"rnn": ("a",), "lstm": ("i", "f", "o", "g"), "gru": ("r", "u", "n")}  # charrnn's column order
+GATES = {"rnn": ("a",), "lstm": ("i", "f", "o", "g"), "gru": ("r", "u", "n"), "mgru": ("r", "u", "n")}  # column order
 
 
 def from_params(params: dict[str, np.ndarray], cell: str = "rnn") -> dict[str, np.ndarray]:
@@ -46,6 +53,11 @@ def from_params(params: dict[str, np.ndarray], cell: str = "rnn") -> dict[str, n
         W[f"W_x{gate}"] = params["W_ax.0"][:, cols].T
         W[f"W_h{gate}"] = params["W_aa.0"][:, cols].T
         W[f"b_{gate}"] = params["b_a.0"][cols]
+        if cell == "mgru":  # the scales' columns follow the projection's
+            GH = params["W_aa.0"].shape[1]
+            scols = slice(GH + cols.start, GH + cols.stop)
+            W[f"W_s{gate}"] = params["W_ax.0"][:, scols].T
+            W[f"c_{gate}"] = params["b_a.0"][scols]
     return W
 
 
@@ -150,4 +162,39 @@ def gru_loss_and_grads(W, inputs: list[int], targets: list[int], h_prev: np.ndar
             grads[f"b_{k}"] += dpre[k]
             grads[f"W_h{k}"] += np.outer(dh_from[k], h[t - 1])
             dh_next = dh_next + W[f"W_h{k}"].T @ dh_from[k]
+    return loss, grads, h[T - 1]
+
+
+def mgru_loss_and_grads(W, inputs: list[int], targets: list[int], h_prev: np.ndarray):
+    """Scaled GRU: forward and backward through one sequence; returns (loss, grads, h_last)."""
+    V, T = W["W_xr"].shape[1], len(inputs)
+    x, h, gate = {}, {-1: h_prev}, {}
+    for t in range(T):  # forward
+        x[t] = one_hot(inputs[t], V)
+        s = {k: 1.0 + W[f"W_s{k}"] @ x[t] + W[f"c_{k}"] for k in "run"}
+        hr, hu, hn = (W[f"W_h{k}"] @ h[t - 1] for k in "run")
+        r = sigmoid(W["W_xr"] @ x[t] + W["b_r"] + s["r"] * hr)
+        u = sigmoid(W["W_xu"] @ x[t] + W["b_u"] + s["u"] * hu)
+        n = np.tanh(W["W_xn"] @ x[t] + W["b_n"] + r * s["n"] * hn)
+        gate[t] = (r, u, n, s, {"r": hr, "u": hu, "n": hn})
+        h[t] = (1 - u) * n + u * h[t - 1]
+    grads = {k: np.zeros_like(v) for k, v in W.items()}
+    loss, dh_next = 0.0, np.zeros_like(h_prev)
+    for t in reversed(range(T)):  # backward through time
+        step_loss, dh = output_step(W, h[t], targets[t], T, grads)
+        loss += step_loss
+        dh = dh + dh_next
+        r, u, n, s, hk = gate[t]
+        dn = dh * (1 - u) * (1 - n ** 2)
+        dpre = {"r": dn * s["n"] * hk["n"] * r * (1 - r), "u": dh * (h[t - 1] - n) * u * (1 - u), "n": dn}
+        dscaled = {"r": dpre["r"], "u": dpre["u"], "n": dn * r}  # what reaches each s_k * (W_hk h_{t-1})
+        dh_next = dh * u
+        for k in "run":
+            grads[f"W_x{k}"] += np.outer(dpre[k], x[t])
+            grads[f"b_{k}"] += dpre[k]
+            ds = dscaled[k] * hk[k]
+            grads[f"W_s{k}"] += np.outer(ds, x[t])
+            grads[f"c_{k}"] += ds
+            grads[f"W_h{k}"] += np.outer(dscaled[k] * s[k], h[t - 1])
+            dh_next = dh_next + W[f"W_h{k}"].T @ (dscaled[k] * s[k])
     return loss, grads, h[T - 1]

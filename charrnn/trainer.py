@@ -87,7 +87,7 @@ class _Calibration:
              dropout: tuple[float, float] = (0.0, 0.0)) -> float:
         """Characters per second of a GRU of ``hidden`` units with ``dropout`` (of its outputs, of its recurrent
         weights), measured as it would train: on its faster way, once that is known."""
-        cfg = ModelConfig(vocab_size=vocab_size, hidden=hidden)
+        cfg = ModelConfig(vocab_size=vocab_size, hidden=hidden, cell=budget.CELL)
         if self.team is not None:  # rank 0 measures alone, one BLAS thread, on its share of the streams
             share = max(1, batch // self.team.size)
             return budget.measure_rate(InProcess(), vocab_size, hidden, share, seq_len, dropout=dropout) * batch / share

@@ -14,7 +14,7 @@ from charrnn.vocab import Vocab
 
 from conftest import CORPORA, one_line_error
 
-CELLS = ["rnn", "lstm", "gru"]
+CELLS = ["rnn", "lstm", "gru", "mgru"]
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -97,7 +97,7 @@ def test_dropout_is_for_training_only():
     assert nll.mean() == pytest.approx(plain)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "mgru"])
 def test_gated_cells_learn_home(cell, tmp_path):
     text = (CORPORA / "home.txt").read_text()
     vocab = Vocab.from_text(text)
@@ -109,7 +109,7 @@ def test_gated_cells_learn_home(cell, tmp_path):
     assert p[1, vocab.chars.index("M")] > 0.9 and p[2, vocab.chars.index("E")] > 0.9
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "mgru"])
 def test_resume_is_bit_exact_for_gated_cells_with_both_dropouts(cell, tmp_path):
     text = (CORPORA / "pantry.txt").read_text()[:6000]
     vocab = Vocab.from_text(text)

@@ -342,7 +342,7 @@ def test_batch_texts_are_the_streamed_characters_and_a_shared_prime_is_read_once
         np.testing.assert_array_equal(batch.state[:, row], state[:, 0])
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "mgru"])
 def test_texts_read_beside_samples_get_what_each_gets_read_alone(tmp_path, cell):
     """The server's engine reads probs and score texts as rows of the same network steps as its samples (one
     step at a time while samples run, chunks of characters while none do); each text from a zero state."""

@@ -21,7 +21,7 @@ PUBLIC = {"CharRNNError", "Model", "ModelInfo", "PerChar", "Prediction", "Score"
 # ---------------------------------------------------------------- the two defects
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "mgru"])
 @pytest.mark.parametrize("layers", [1, 2])
 def test_gradcheck_with_its_defaults_passes_for_seeds_0_to_9(cli, cell, layers):
     for seed in range(10):

@@ -49,7 +49,7 @@ def test_carried_state_makes_chunks_equal_one_long_forward():
     assert loss == pytest.approx(first.mean())
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "mgru"])
 def test_the_forward_only_loss_draws_the_dropout_masks_the_training_pass_draws(cell):
     """What gradcheck differentiates numerically: chunk_nll with a Generator in the same state gives
     loss_and_grads' loss, and with other masks another one."""

@@ -85,12 +85,12 @@ def test_typing_hom_into_a_home_models_page_puts_e_on_top(page, home_model):
 
 @pytest.fixture(scope="module")
 def cell_models(tmp_path_factory):
-    """A small model of each cell, trained briefly on the recipes (two layers for the LSTM)."""
+    """A small model of each cell, trained briefly on the recipes (two layers for the LSTM and the scaled GRU)."""
     folder = tmp_path_factory.mktemp("cells")
     corpus = folder / "c.txt"
     corpus.write_text((CORPORA / "pantry.txt").read_text()[:20000])
     paths = {}
-    for cell, layers in (("rnn", 1), ("lstm", 2), ("gru", 1)):
+    for cell, layers in (("rnn", 1), ("lstm", 2), ("gru", 1), ("mgru", 2)):
         out = folder / f"{cell}.npz"
         charrnn.train(corpus, out, cell=cell, layers=layers, hidden=24, steps=40, lr=0.01, workers=1)
         paths[cell] = out
@@ -104,7 +104,7 @@ def _top_five(pg) -> list:
 
 
 @pytest.mark.parametrize("float16", [False, True])
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "mgru"])
 def test_the_exported_page_runs_the_model_without_a_server(page, cell_models, tmp_path, cell, float16):
     model, html = cell_models[cell], tmp_path / f"{cell}.html"
     args = [sys.executable, "-m", "charrnn", "export", str(model), "-o", str(html)] + (["--float16"] if float16 else [])

@@ -13,10 +13,12 @@ def _reference(cell, W, x, y, s0, H):
     if cell == "lstm":
         loss, grads, (h, c) = reference.lstm_loss_and_grads(W, x, y, s0[:H], s0[H:])
         return loss, grads, np.concatenate([h, c])
+    if cell == "mgru":
+        return reference.mgru_loss_and_grads(W, x, y, s0)
     return reference.gru_loss_and_grads(W, x, y, s0)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "mgru"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_fast_path_matches_the_reference_loss_and_gradients(cell, seed):
     V, H, T = 7, 6, 9
@@ -38,7 +40,7 @@ def test_fast_path_matches_the_reference_loss_and_gradients(cell, seed):
         np.testing.assert_allclose(g, ref_grads[name], rtol=1e-9, atol=1e-14, err_msg=name)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "mgru"])
 def test_the_pin_can_fail_on_a_wrong_bias(cell):
     """A changed parameter changes the reference: the comparison above is not vacuous."""
     H = 3
@@ -53,9 +55,9 @@ def test_the_pin_can_fail_on_a_wrong_bias(cell):
 
 
 def test_the_reference_gradients_are_the_derivative_of_the_reference_loss():
-    """Independent of the fast path: central differences of the textbook GRU and LSTM losses."""
+    """Independent of the fast path: central differences of the textbook GRU, scaled GRU and LSTM losses."""
     rng = np.random.default_rng(4)
-    for cell in ("lstm", "gru"):
+    for cell in ("lstm", "gru", "mgru"):
         H, V = 3, 4
         cfg = ModelConfig(vocab_size=V, hidden=H, cell=cell, dtype="float64")
         W = {k: v + rng.normal(0, 0.3, v.shape)
@@ -63,7 +65,8 @@ def test_the_reference_gradients_are_the_derivative_of_the_reference_loss():
         s0 = rng.normal(0, 0.5, network.state_shape(cfg, 1)[2])
         x, y = [0, 3, 1, 2], [3, 1, 2, 0]
         _, grads, _ = _reference(cell, W, x, y, s0, H)
-        for name in ("W_hu" if cell == "gru" else "W_hf", "b_n" if cell == "gru" else "b_g"):
+        names = {"lstm": ("W_hf", "b_g"), "gru": ("W_hu", "b_n"), "mgru": ("W_hu", "b_n", "W_sn", "c_r")}[cell]
+        for name in names:
             num = np.zeros_like(W[name])
             for i in np.ndindex(W[name].shape):
                 old = W[name][i]

@@ -269,7 +269,7 @@ OPTION_VALUES = {
     "--time": st.sampled_from(["1s", "0", "-5", "0.5s", "x", "1h30", "2m"]),
     "--clip": st.sampled_from(["-1", "0", "5", "inf"]),
     "--optimizer": st.sampled_from(["adam", "sgd", "adagrad", "lion"]),
-    "--cell": st.sampled_from(["rnn", "lstm", "gru", "cnn"]),
+    "--cell": st.sampled_from(["rnn", "lstm", "gru", "mgru", "cnn"]),
     "--dropout": st.sampled_from(["0", "0.5", "1", "-0.1"]),
 }
 

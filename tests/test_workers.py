@@ -74,7 +74,7 @@ def test_shares_cover_the_batch_in_near_equal_parts():
 
 
 @pytest.mark.parametrize("drop", [0.3, network.Dropout(0.3, 0.4)], ids=["outputs", "outputs+weights"])
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "mgru"])
 def test_summed_contributions_are_the_whole_batch(cell, drop):
     """The seam: any split of the streams sums to one process's loss, gradients and state (float64)."""
     cfg = ModelConfig(vocab_size=7, hidden=5, cell=cell, layers=2, dtype="float64")

@@ -74,7 +74,7 @@ def plot(
 
 @app.command()
 def gradcheck(
-    cell: str = typer.Option("rnn", help="Cell to check: rnn, lstm or gru."),
+    cell: str = typer.Option("rnn", help="Cell to check: rnn, lstm, gru or mgru."),
     layers: int = typer.Option(1, help="Stacked layers."),
     hidden: int = typer.Option(8, help="Hidden units (small: every weight is perturbed twice)."),
     seq_len: int = typer.Option(6, help="Time steps backpropagated through."),
