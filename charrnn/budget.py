@@ -3,8 +3,9 @@
 A budget in seconds means different things on different machines, so it is
 first turned into what this machine can do with it. Before the model is
 built, the run's own gradient computer (its workers, its threads) times a
-few training steps of a candidate GRU on random text, under a second for
-most sizes. The measured characters per second, times the budget, are the
+few training steps of a candidate model on random text, under a second for
+most sizes. A budget trains the scaled GRU (CELL, charrnn.gru_cells); the
+sizes' needs below were measured on the GRU, which it beats at each. The measured characters per second, times the budget, are the
 characters that size would *see* in the budget here. Two measured tables
 (docs/quality.md) then decide:
 
@@ -48,7 +49,7 @@ import numpy as np
 from charrnn import network, optim
 from charrnn.config import REGULARISATION, ModelConfig, TrainConfig
 
-CELL = "mgru"  # the cell a budget trains: at 11.2M characters of a 512-unit one it ends 0.016 below the GRU (docs/quality.md)
+CELL = "mgru"  # the cell a budget trains: 512 units of it, 11.2M characters, end 0.016 below a GRU (docs/quality.md)
 FIRST_GUESS = 512  # the size timed first for budgets over a minute (the smallest for shorter ones)
 # A size whose timing shows it at least this share of the characters it needs, but not all, is timed again: a
 # minute of timings of a GRU-512 on a shared 2-vCPU machine read 16.6k-22.6k chars/s (benchmarks/timing_noise.py),
@@ -138,8 +139,9 @@ class BudgetChoice:
 
 
 def params_of(hidden: int, vocab_size: int) -> int:
-    """Parameters of a one-layer GRU of ``hidden`` units over ``vocab_size`` characters."""
-    return sum(prod(s) for s in network.param_shapes(ModelConfig(vocab_size=vocab_size, hidden=hidden, cell=CELL)).values())
+    """Parameters of a one-layer model of the budget's cell, ``hidden`` units, ``vocab_size`` characters."""
+    cfg = ModelConfig(vocab_size=vocab_size, hidden=hidden, cell=CELL)
+    return sum(prod(s) for s in network.param_shapes(cfg).values())
 
 
 def largest_row(train_chars: int, vocab_size: int) -> int:
@@ -271,7 +273,7 @@ def describe(choice: BudgetChoice, cell: str) -> str:
 
 def measure_rate(by, vocab_size: int, hidden: int, batch: int, seq_len: int, steps: int = 3,
                  dropout: tuple[float, float] = (0.0, 0.0)) -> float:
-    """Characters per second of training a GRU of ``hidden`` units here: ``steps`` timed steps (after one to
+    """Characters per second of training the budget's cell of ``hidden`` units here: ``steps`` timed steps (after one to
     warm up) of gradients from ``by`` (a charrnn.gradients.Gradients for that model and batch) and Adam's
     update, on random text of ``batch`` streams of ``seq_len`` characters, with ``dropout`` (of the outputs,
     of the recurrent weights)."""

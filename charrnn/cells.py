@@ -10,10 +10,11 @@ Arrays are row-major and batched, so the textbook column form
 ``a_t = tanh(W_aa a_{t-1} + W_ax x_t + b_a)`` reads here as
 ``a_t = tanh(a_{t-1} @ W_aa + xp_t)`` with W_aa of shape (H, H).
 
-A cell's state is one array (B, S): S = H for the vanilla RNN and the GRU,
+A cell's state is one array (B, S): S = H for the vanilla RNN and the GRUs,
 S = 2H for the LSTM (h and c side by side). The functions
 are pure apart from scratch buffers they allocate; caches are returned, never
-kept.
+kept. The RNN and LSTM kernels are here, the two GRUs' in charrnn.gru_cells,
+and CELLS says how each plugs into the model.
 """
 from __future__ import annotations
 
@@ -21,13 +22,8 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-
-def _prev_states(s0, hs, keep):
-    """(T, B, H): the state each step started from, after any reset by ``keep``."""
-    prev = np.concatenate([s0[None], hs[:-1]])
-    if keep is not None:
-        prev *= keep
-    return prev
+from charrnn.gate_math import halved, prev_states, sigmoid
+from charrnn.gru_cells import gru_backward, gru_forward, gru_step, mgru_backward, mgru_forward, mgru_step
 
 
 def rnn_forward(W_aa, xp, a0, keep=None):
@@ -75,7 +71,7 @@ def rnn_backward(W_aa, cache, dhs, trace=None):
         if trace is not None:
             trace.append(carry.copy())
     # dW_aa = sum_t a_{t-1}^T dz_t, as one product instead of T small ones
-    dW_aa = _prev_states(a0, hs, keep).reshape(-1, H).T @ dz.reshape(-1, H)
+    dW_aa = prev_states(a0, hs, keep).reshape(-1, H).T @ dz.reshape(-1, H)
     return dz, dW_aa, carry
 
 
@@ -83,28 +79,6 @@ def rnn_step(W_aa, xp, a):
     """One step for sampling: xp (B, H) with the bias added, a (B, H) already reset if need be. Returns (h, state)."""
     h = np.tanh(xp + a @ W_aa)
     return h, h
-
-
-def _sigmoid(z, out=None):
-    """Logistic function, in place when out is z; written via tanh to avoid exp overflow."""
-    out = np.multiply(z, 0.5, out=out)
-    np.tanh(out, out=out)
-    out += 1
-    out *= 0.5
-    return out
-
-
-def _halved(W_aa, n_sig: int):
-    """A copy of W_aa (H, G) with its first ``n_sig`` (sigmoid-gate) columns halved.
-
-    sigmoid(z) = (1 + tanh(z / 2)) / 2, so with the sigmoid gates'
-    pre-activations halved (xp arrives halved from the model, see
-    ``Cell.n_sig``), each step needs a single tanh over all gates and an
-    affine fix-up of the sigmoid ones.
-    """
-    W = W_aa.copy()
-    W[:, :n_sig] *= 0.5
-    return W
 
 
 def lstm_forward(W_aa, xp, s0, keep=None):
@@ -121,7 +95,7 @@ def lstm_forward(W_aa, xp, s0, keep=None):
     """
     T, B, G = xp.shape
     H = G // 4
-    W = _halved(W_aa, 3 * H)
+    W = halved(W_aa, 3 * H)
     hs = np.empty((T, B, H), dtype=xp.dtype)
     cs = np.empty((T, B, H), dtype=xp.dtype)  # c_t
     tcs = np.empty((T, B, H), dtype=xp.dtype)  # tanh(c_t)
@@ -156,7 +130,7 @@ def lstm_backward(W_aa, cache, dhs, trace=None):
     """
     s0, gates, hs, cs, tcs, keep = cache
     T, B, H = hs.shape
-    c_prev = _prev_states(s0[:, H:], cs, keep)  # (T, B, H)
+    c_prev = prev_states(s0[:, H:], cs, keep)  # (T, B, H)
     # everything that does not depend on the backward recurrence, for the whole chunk at once
     dact = gates * (1 - gates)  # (T, B, 4H): sigmoid' for i, f, o ...
     dact[:, :, 3 * H :] = 1 - gates[:, :, 3 * H :] ** 2  # ... and tanh' for g
@@ -185,7 +159,7 @@ def lstm_backward(W_aa, cache, dhs, trace=None):
             dh_next *= keep[t]
         if trace is not None:
             trace.append(np.concatenate([dh_next, dc_next], axis=1))
-    dW_aa = _prev_states(s0[:, :H], hs, keep).reshape(-1, H).T @ dz.reshape(-1, 4 * H)
+    dW_aa = prev_states(s0[:, :H], hs, keep).reshape(-1, H).T @ dz.reshape(-1, 4 * H)
     return dz, dW_aa, np.concatenate([dh_next, dc_next], axis=1)
 
 
@@ -193,228 +167,11 @@ def lstm_step(W_aa, xp, s):
     """One LSTM step: xp (B, 4H) with the bias added, s (B, 2H) -> (h (B, H), new state (B, 2H))."""
     H = s.shape[1] // 2
     z = xp + s[:, :H] @ W_aa
-    _sigmoid(z[:, : 3 * H], out=z[:, : 3 * H])
+    sigmoid(z[:, : 3 * H], out=z[:, : 3 * H])
     g = np.tanh(z[:, 3 * H :])
     c = z[:, H : 2 * H] * s[:, H:] + z[:, :H] * g
     h = z[:, 2 * H : 3 * H] * np.tanh(c)
     return h, np.concatenate([h, c], axis=1)
-
-
-def gru_forward(W_aa, xp, h0, keep=None):
-    """GRU over a chunk; gates in the order reset, update, candidate.
-
-    W_aa (H, 3H); xp (T, B, 3H) with the r, u columns halved, overwritten
-    with [r, u, n]; h0 (B, H).
-    Returns (hs (T, B, H), h_last (B, H), cache).
-
-        [a_r, a_u, a_n] = h_{t-1} @ W_aa
-        r = sigmoid(x_r + a_r), u = sigmoid(x_u + a_u)
-        n = tanh(x_n + r * a_n)
-        h_t = (1 - u) * n + u * h_{t-1}
-    The candidate's recurrent part has no bias of its own (b_a sits on the input side).
-    ``keep`` as for rnn_forward.
-    """
-    T, B, G = xp.shape
-    H = G // 3
-    W = _halved(W_aa, 2 * H)
-    hs = np.empty((T, B, H), dtype=xp.dtype)
-    A = np.empty((T, B, G), dtype=xp.dtype)  # h_{t-1} @ W (halved r, u columns)
-    tmp = np.empty((B, H), dtype=xp.dtype)
-    h = h0
-    for t in range(T):
-        if keep is not None:
-            h = h * keep[t]
-        z, a = xp[t], A[t]
-        np.matmul(h, W, out=a)
-        ru = z[:, : 2 * H]
-        ru += a[:, : 2 * H]
-        np.tanh(ru, out=ru)
-        ru *= 0.5
-        ru += 0.5  # r, u
-        n = z[:, 2 * H :]
-        np.multiply(z[:, :H], a[:, 2 * H :], out=tmp)
-        n += tmp
-        np.tanh(n, out=n)
-        np.subtract(h, n, out=hs[t])  # h_t = n + u * (h_{t-1} - n)
-        hs[t] *= z[:, H : 2 * H]
-        hs[t] += n
-        h = hs[t]
-    return hs, h.copy(), (h0, xp, hs, A[:, :, 2 * H :], keep)
-
-
-def gru_backward(W_aa, cache, dhs, trace=None):
-    """Backpropagate a chunk through the GRU. Returns (dxp (T, B, 3H), dW_aa, dh0 (B, H)).
-
-    ``trace`` as for rnn_backward.
-    """
-    h0, gates, hs, an, keep = cache
-    T, B, H = hs.shape
-    r, u, n = gates[:, :, :H], gates[:, :, H : 2 * H], gates[:, :, 2 * H :]
-    # chunk-wide factors that do not depend on the backward recurrence
-    one_minus_u_dn = (1 - u) * (1 - n * n)  # d n_pre / d h_t, through (1 - u) and tanh'
-    h_prev = _prev_states(h0, hs, keep)  # (T, B, H)
-    du_fac = (h_prev - n) * u * (1 - u)  # d u_pre / d h_t
-    dr_fac = an * r * (1 - r)  # d r_pre / d n_pre
-    dxp = np.empty_like(gates)  # gradient of the input-side pre-activations
-    dah = np.empty_like(gates)  # gradient of h_{t-1} @ W_aa
-    dh_next = np.zeros((B, H), dtype=hs.dtype)
-    W_aa_T = np.ascontiguousarray(W_aa.T)  # (G*H, H): BLAS runs a row-major copy ~1.5x faster per step than the transposed view
-    for t in range(T - 1, -1, -1):
-        dh = dhs[t]
-        dh += dh_next
-        dx, da = dxp[t], dah[t]
-        dzn = dx[:, 2 * H :]
-        np.multiply(dh, one_minus_u_dn[t], out=dzn)
-        np.multiply(dzn, r[t], out=da[:, 2 * H :])
-        np.multiply(dzn, dr_fac[t], out=dx[:, :H])
-        np.multiply(dh, du_fac[t], out=dx[:, H : 2 * H])
-        da[:, : 2 * H] = dx[:, : 2 * H]
-        np.matmul(da, W_aa_T, out=dh_next)
-        dh *= u[t]
-        dh_next += dh
-        if keep is not None:
-            dh_next *= keep[t]
-        if trace is not None:
-            trace.append(dh_next.copy())
-    dW_aa = h_prev.reshape(-1, H).T @ dah.reshape(-1, 3 * H)
-    return dxp, dW_aa, dh_next
-
-
-def gru_step(W_aa, xp, h):
-    """One GRU step: xp (B, 3H) with the bias added, h (B, H) -> (h, h).
-
-    On the transposes (3H, B) each gate is one contiguous block of rows, so the
-    gates' element-wise work runs over contiguous memory (faster for large B).
-    """
-    H = h.shape[1]
-    a = W_aa.T @ h.T  # (3H, B), fresh: the gates are computed in it, in place
-    xt = xp.T  # (3H, B)
-    ru = a[: 2 * H]
-    ru += xt[: 2 * H]
-    _sigmoid(ru, out=ru)
-    n = a[2 * H :]
-    n *= ru[:H]
-    n += xt[2 * H :]
-    np.tanh(n, out=n)
-    h_new = h.T - n
-    h_new *= ru[H:]
-    h_new += n  # n + u * (h - n), (H, B)
-    return h_new.T, h_new.T
-
-
-def mgru_forward(W_aa, xp, h0, keep=None):
-    """GRU whose recurrent terms are scaled per input: gates in the order reset, update, candidate.
-
-    W_aa (H, 3H); xp (T, B, 6H): [x_t @ W_ax + b_a | s_t], the input side and
-    the scales of the recurrent terms, the r, u columns of both halved; the
-    first 3H columns are overwritten with [r, u, n]; h0 (B, H).
-    Returns (hs (T, B, H), h_last (B, H), cache).
-
-        [a_r, a_u, a_n] = s_t * (h_{t-1} @ W_aa)      # s_t (B, 3H): a scale per column, read from the input
-        r = sigmoid(x_r + a_r), u = sigmoid(x_u + a_u)
-        n = tanh(x_n + r * a_n)
-        h_t = (1 - u) * n + u * h_{t-1}
-    With s_t = 1 this is the GRU; with them, each input character chooses
-    how much of each recurrent column it lets through (a multiplicative
-    interaction of input and state, for one elementwise product a step).
-    ``keep`` as for rnn_forward.
-    """
-    T, B, G2 = xp.shape
-    H = G2 // 6
-    G = 3 * H
-    hs = np.empty((T, B, H), dtype=xp.dtype)
-    A = np.empty((T, B, G), dtype=xp.dtype)  # h_{t-1} @ W_aa, unscaled
-    sa = np.empty((B, G), dtype=xp.dtype)  # the scaled recurrent terms of one step
-    tmp = np.empty((B, H), dtype=xp.dtype)
-    h = h0
-    for t in range(T):
-        if keep is not None:
-            h = h * keep[t]
-        z = xp[t]
-        np.matmul(h, W_aa, out=A[t])
-        np.multiply(A[t], z[:, G:], out=sa)
-        ru = z[:, : 2 * H]
-        ru += sa[:, : 2 * H]
-        np.tanh(ru, out=ru)
-        ru *= 0.5
-        ru += 0.5  # r, u
-        n = z[:, 2 * H : G]
-        np.multiply(z[:, :H], sa[:, 2 * H :], out=tmp)
-        n += tmp
-        np.tanh(n, out=n)
-        np.subtract(h, n, out=hs[t])  # h_t = n + u * (h_{t-1} - n)
-        hs[t] *= z[:, H : 2 * H]
-        hs[t] += n
-        h = hs[t]
-    return hs, h.copy(), (h0, xp, hs, A, keep)
-
-
-def mgru_backward(W_aa, cache, dhs, trace=None):
-    """Backpropagate a chunk through the scaled GRU. Returns (dxp (T, B, 6H), dW_aa, dh0 (B, H)).
-
-    dxp's last 3H columns are the gradient of the scales s_t. ``trace`` as for rnn_backward.
-    """
-    h0, xp, hs, A, keep = cache
-    T, B, H = hs.shape
-    G = 3 * H
-    r, u, n = xp[:, :, :H], xp[:, :, H : 2 * H], xp[:, :, 2 * H : G]
-    s_ru = xp[:, :, G : G + 2 * H] * 2  # (T, B, 2H) the r, u scales, undone from halving
-    s_n = xp[:, :, G + 2 * H :]  # (T, B, H)
-    # chunk-wide factors that do not depend on the backward recurrence
-    one_minus_u_dn = (1 - u) * (1 - n * n)  # d n_pre / d h_t, through (1 - u) and tanh'
-    h_prev = _prev_states(h0, hs, keep)  # (T, B, H)
-    du_fac = (h_prev - n) * u * (1 - u)  # d u_pre / d h_t
-    dr_fac = s_n * A[:, :, 2 * H :] * r * (1 - r)  # d r_pre / d n_pre
-    r_sn = r * s_n  # d n_pre / d (h_{t-1} @ W_aa)_n
-    dxp = np.empty((T, B, 2 * G), dtype=hs.dtype)
-    dah = np.empty((T, B, G), dtype=hs.dtype)  # gradient of h_{t-1} @ W_aa
-    dh_next = np.zeros((B, H), dtype=hs.dtype)
-    W_aa_T = np.ascontiguousarray(W_aa.T)
-    for t in range(T - 1, -1, -1):
-        dh = dhs[t]
-        dh += dh_next
-        dx, da = dxp[t], dah[t]
-        dzn = dx[:, 2 * H : G]
-        np.multiply(dh, one_minus_u_dn[t], out=dzn)
-        np.multiply(dzn, r_sn[t], out=da[:, 2 * H :])
-        np.multiply(dzn, dr_fac[t], out=dx[:, :H])
-        np.multiply(dh, du_fac[t], out=dx[:, H : 2 * H])
-        np.multiply(dx[:, : 2 * H], s_ru[t], out=da[:, : 2 * H])
-        np.matmul(da, W_aa_T, out=dh_next)
-        dh *= u[t]
-        dh_next += dh
-        if keep is not None:
-            dh_next *= keep[t]
-        if trace is not None:
-            trace.append(dh_next.copy())
-    # the scales' gradient: the scaled terms' gradient times the unscaled terms
-    np.multiply(dxp[:, :, : 2 * H], A[:, :, : 2 * H], out=dxp[:, :, G : G + 2 * H])
-    np.multiply(dxp[:, :, 2 * H : G], r, out=dxp[:, :, G + 2 * H :])
-    dxp[:, :, G + 2 * H :] *= A[:, :, 2 * H :]
-    dW_aa = h_prev.reshape(-1, H).T @ dah.reshape(-1, G)
-    return dxp, dW_aa, dh_next
-
-
-def mgru_step(W_aa, xp, h):
-    """One scaled-GRU step: xp (B, 6H) = [input side with the bias | scale offsets], h (B, H) -> (h, h).
-
-    The scales are 1 + the offsets (the model's parameters hold the offsets).
-    """
-    H = h.shape[1]
-    G = 3 * H
-    a = h @ W_aa  # (B, 3H), fresh
-    a *= xp[:, G:] + 1  # the scaled recurrent term
-    ru = a[:, : 2 * H]
-    ru += xp[:, : 2 * H]
-    _sigmoid(ru, out=ru)
-    n = a[:, 2 * H :]
-    n *= ru[:, :H]
-    n += xp[:, 2 * H : G]
-    np.tanh(n, out=n)
-    h_new = h - n
-    h_new *= ru[:, H:]
-    h_new += n
-    return h_new, h_new
 
 
 class Cell(NamedTuple):

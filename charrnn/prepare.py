@@ -124,7 +124,7 @@ def _set_keeping(ck: Checkpoint) -> None:
 
 def measure_here(vocab_size: int, hidden: int, batch: int, seq_len: int,
                  dropout: tuple[float, float] = (0.0, 0.0)) -> float:
-    """Characters per second of a GRU of ``hidden`` units trained in this process (see budget.measure_rate)."""
+    """Characters per second of the budget's cell of ``hidden`` units trained in this process (budget.measure_rate)."""
     return budget.measure_rate(InProcess(), vocab_size, hidden, batch, seq_len, dropout=dropout)
 
 

@@ -1,4 +1,4 @@
-"""The three cells exactly as the equations read: one character at a time, column vectors, no tricks.
+"""The four cells exactly as the equations read: one character at a time, column vectors, no tricks.
 
 Vanilla RNN:
 

@@ -85,8 +85,8 @@ class _Calibration:
 
     def rate(self, vocab_size: int, hidden: int, batch: int, seq_len: int,
              dropout: tuple[float, float] = (0.0, 0.0)) -> float:
-        """Characters per second of a GRU of ``hidden`` units with ``dropout`` (of its outputs, of its recurrent
-        weights), measured as it would train: on its faster way, once that is known."""
+        """Characters per second of the budget's cell of ``hidden`` units with ``dropout`` (of its outputs, of its
+        recurrent weights), measured as it would train: on its faster way, once that is known."""
         cfg = ModelConfig(vocab_size=vocab_size, hidden=hidden, cell=budget.CELL)
         if self.team is not None:  # rank 0 measures alone, one BLAS thread, on its share of the streams
             share = max(1, batch // self.team.size)

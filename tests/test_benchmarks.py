@@ -119,3 +119,17 @@ def test_timing_noise_summarises_every_timing_it_made():
     d = json.loads(r.stdout)
     assert d["timings"] == len(d["rates"]) >= 2
     assert d["min"] == min(d["rates"]) < d["max"] == max(d["rates"]) and d["min"] <= d["median"] <= d["max"]
+
+
+def test_cell_cost_times_every_cell_against_the_first():
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cell_cost.py"), "--cells", "gru,mgru,lstm",
+                        "--hidden", "16", "--batch", "4", "--rounds", "3"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines()[1:]]
+    assert [row[0] for row in rows] == ["gru-16", "mgru-16", "lstm-16"]
+    assert rows[0][3] == "1.00" and all(float(row[1]) > 0 for row in rows)

@@ -26,6 +26,33 @@ def test_every_parameter_gradient_of_every_cell(cell, layers):
     assert max(errors.values()) < 1e-5, errors
 
 
+def test_the_scaled_gru_with_unit_scales_computes_the_gru():
+    """mgru's scale offsets start at 0: its loss, state and shared gradients are then the GRU's, and the
+    scales still get a gradient (so training moves them away from 1)."""
+    gcfg = ModelConfig(vocab_size=6, hidden=5, cell="gru", layers=2, dtype="float64")
+    mcfg = ModelConfig(vocab_size=6, hidden=5, cell="mgru", layers=2, dtype="float64")
+    rng = np.random.default_rng(3)
+    gru = {k: v + rng.normal(0, 0.2, v.shape) for k, v in network.init_params(gcfg, rng).items()}
+    mgru = network.init_params(mcfg, rng)
+    assert not any(mgru[f"W_ax.{k}"][:, 15:].any() or mgru[f"b_a.{k}"][15:].any() for k in range(2))  # scales 1
+    for k in range(2):  # the GRU's weights, the scales left at 1
+        mgru[f"W_ax.{k}"][:, :15], mgru[f"b_a.{k}"][:15] = gru[f"W_ax.{k}"], gru[f"b_a.{k}"]
+        mgru[f"W_aa.{k}"] = gru[f"W_aa.{k}"]
+    mgru["W_ya"], mgru["b_y"] = gru["W_ya"], gru["b_y"]
+    x, y = rng.integers(0, 6, (7, 3)), rng.integers(0, 6, (7, 3))
+    s0 = np.tanh(rng.normal(size=network.state_shape(gcfg, 3)))
+    gl, gg, gs = network.loss_and_grads(gru, gcfg, x, y, s0)
+    ml, mg, ms = network.loss_and_grads(mgru, mcfg, x, y, s0)
+    assert ml == pytest.approx(gl, rel=1e-13)
+    np.testing.assert_allclose(ms, gs, rtol=1e-12)
+    for k in range(2):
+        np.testing.assert_allclose(mg[f"W_ax.{k}"][:, :15], gg[f"W_ax.{k}"], rtol=1e-10, atol=1e-15)
+        np.testing.assert_allclose(mg[f"W_aa.{k}"], gg[f"W_aa.{k}"], rtol=1e-10, atol=1e-15)
+        assert np.abs(mg[f"W_ax.{k}"][:, 15:]).max() > 1e-4
+    mgru["W_ax.0"][:, 15:] += 0.3  # other scales: another model
+    assert abs(network.loss_and_grads(mgru, mcfg, x, y, s0)[0] - gl) > 1e-4
+
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_gradients_with_dropout_masks(cell):
     errors = check_gradients(ModelConfig(vocab_size=5, hidden=4, cell=cell, layers=2), seq_len=5, dropout=0.4)
