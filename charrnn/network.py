@@ -6,6 +6,7 @@ For layer k (0-based):
     W_ax.k  (V or H, G*H)  input projection; for layer 0 a row lookup by character id
     W_aa.k  (H, G*H)       recurrent weights
     b_a.k   (G*H,)         gate bias, added on the input side: x_t @ W_ax + b_a
+                           (2G*H wide for a scaled cell, the scales' offsets in the second half)
     W_ya    (H, V)         output projection
     b_y     (V,)           output bias
 
@@ -32,9 +33,8 @@ from charrnn.config import ModelConfig
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     """The name and shape of every parameter of a model with this config."""
     V, H = cfg.vocab_size, cfg.hidden
-    cell = CELLS[cfg.cell]
-    GH = cell.gates * H
-    IH = 2 * GH if cell.scaled else GH  # the input side: projection, then the recurrent term's scale offsets
+    GH = CELLS[cfg.cell].gates * H
+    IH = 2 * GH if CELLS[cfg.cell].scaled else GH  # the input side: projection, then the scales' offsets
     shapes = {}
     for k in range(cfg.layers):
         shapes[f"W_ax.{k}"] = (V if k == 0 else H, IH)
@@ -64,8 +64,7 @@ def init_params(cfg: ModelConfig, rng: np.random.Generator) -> dict[str, np.ndar
     The lookup table W_ax.0 plays the part of an embedding followed by a
     projection, so its entries get that product's scale (about 0.58).
     """
-    bound = 1.0 / np.sqrt(cfg.hidden)
-    H = cfg.hidden
+    H, bound = cfg.hidden, 1.0 / np.sqrt(cfg.hidden)
     params = {}
     for name, shape in param_shapes(cfg).items():
         if name.startswith("b_"):
@@ -167,28 +166,20 @@ def layers_forward(params, cfg, x, state0, dropout: "float | Dropout" = 0.0, rng
     T, B = x.shape
     keep = reset_mask(cfg, x, state0.dtype)
     state_last = np.empty_like(state0)
-    n_sig = cell.n_sig * cfg.hidden  # sigmoid-gate columns, which the cell wants halved
-    GH = cell.gates * cfg.hidden
+    n_sig, GH = cell.n_sig * cfg.hidden, cell.gates * cfg.hidden
+    halve = [slice(0, n_sig)] + ([slice(GH, GH + n_sig)] if cell.scaled else [])  # the sigmoid gates' columns
     inp, caches = None, []
     for k in range(cfg.layers):
         W, b = params[f"W_ax.{k}"], params[f"b_a.{k}"]
-        if cell.scaled:
-            b = b.copy()
-            b[GH:] += 1  # scales are 1 + their offsets
-        if k == 0:
-            table = W + b  # (V, GH): the bias folded into the lookup table
-            table[:, :n_sig] *= 0.5  # exact: halving commutes with the sums and products
+        if n_sig or cell.scaled:  # exact: halving commutes with the sums and products
+            W, b = W.copy(), b.copy()
             if cell.scaled:
-                table[:, GH : GH + n_sig] *= 0.5
-            xp = table[x]  # (T, B, GH): one row gather, no one-hot product
+                b[GH:] += 1  # scales are 1 + their offsets
+            for cols in halve:
+                W[:, cols], b[cols] = W[:, cols] * 0.5, b[cols] * 0.5
+        if k == 0:
+            xp = (W + b)[x]  # (T, B, GH or 2GH): the bias folded into the lookup table, then one row gather
         else:
-            if n_sig:
-                W, b = W.copy(), b.copy()
-                W[:, :n_sig] *= 0.5
-                b[:n_sig] *= 0.5
-                if cell.scaled:
-                    W[:, GH : GH + n_sig] *= 0.5
-                    b[GH : GH + n_sig] *= 0.5
             xp = (inp.reshape(T * B, -1) @ W).reshape(T, B, -1)
             xp += b
         W_aa, wmask = params[f"W_aa.{k}"], None

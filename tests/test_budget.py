@@ -4,7 +4,7 @@ import re
 import pytest
 
 import charrnn
-from charrnn import budget, checkpoint
+from charrnn import budget, checkpoint, network
 from charrnn.budget import BUDGET_SIZES, choose, choose_size, params_of
 from charrnn.config import TrainConfig
 
@@ -97,14 +97,14 @@ def test_a_size_timed_just_short_of_its_need_is_timed_again_and_keeps_the_faster
 def test_a_size_that_trains_slower_here_than_elsewhere_is_not_chosen():
     """The same GRU-512 speed, twenty minutes: where a GRU-768 keeps 0.48 of its speed it sees 23M characters
     and is chosen; where it keeps 0.30 it would see 14.4M, too few to beat the GRU-512's 48M."""
-    one, other = choose(1200, 1_500_000, 65, machine(40_000, ONE)), choose(1200, 1_500_000, 65, machine(40_000, OTHER))
+    one, other = choose(1200, 1_400_000, 65, machine(40_000, ONE)), choose(1200, 1_400_000, 65, machine(40_000, OTHER))
     assert (one.hidden, other.hidden) == (768, 512)
     assert other.timed[768] == pytest.approx(40_000 * OTHER[768]) and other.chars == pytest.approx(40_000 * 1200)
 
 
 def test_a_size_its_dropout_slows_below_its_need_gives_way_to_the_next_one_down():
     rate_of = machine(40_000, ONE)  # twenty minutes: a GRU-768 sees 23M of its 20M without dropout
-    plain = choose(1200, 1_500_000, 65, rate_of)
+    plain = choose(1200, 1_400_000, 65, rate_of)
     drop = budget.regularisation(plain.exposure)[:2]
     assert plain.hidden == 768 and drop != (0.0, 0.0) and (plain.train["dropout"], plain.train["weight_drop"]) == drop
     calls = []
@@ -117,12 +117,12 @@ def test_a_size_its_dropout_slows_below_its_need_gives_way_to_the_next_one_down(
             return rate_of(hidden) * share
         return rate
 
-    keep = choose(1200, 1_500_000, 65, slowed(0.95))  # 21.9M with its dropout: still enough
+    keep = choose(1200, 1_400_000, 65, slowed(0.95))  # 21.9M with its dropout: still enough
     assert keep.hidden == 768 and keep.rate == pytest.approx(0.95 * 40_000 * ONE[768]) and calls == [(768, *drop)]
     assert keep.chars == pytest.approx(keep.rate * 1200)
     calls.clear()
-    down = choose(1200, 1_500_000, 65, slowed(0.8))  # 18.4M: too few, so GRU-512, timed with its own
-    down_drop = budget.regularisation(budget.exposure_of(40_000 * 1200, params_of(512, 65), 1_500_000))[:2]
+    down = choose(1200, 1_400_000, 65, slowed(0.8))  # 18.4M: too few, so GRU-512, timed with its own
+    down_drop = budget.regularisation(budget.exposure_of(40_000 * 1200, params_of(512, 65), 1_400_000))[:2]
     assert down.hidden == 512 and calls == [(768, *drop), (512, *down_drop)]
     assert down.rate == pytest.approx(0.8 * 40_000)
     assert (down.train["dropout"], down.train["weight_drop"], down.train["weight_decay"]) == \
@@ -191,9 +191,9 @@ def test_a_text_gets_no_size_with_more_parameters_per_character_than_it_supports
 
 
 def test_a_slower_machine_chooses_as_for_fewer_passes():
-    fast = choose(600, 1_500_000, 65, machine(80_000))  # ten minutes here: a GRU-768 sees 23M
-    slow = choose(600, 1_500_000, 65, machine(40_000))  # ten minutes at half the speed
-    five = choose(300, 1_500_000, 65, machine(80_000))  # five minutes here
+    fast = choose(600, 1_400_000, 65, machine(80_000))  # ten minutes here: a GRU-768 sees 23M
+    slow = choose(600, 1_400_000, 65, machine(40_000))  # ten minutes at half the speed
+    five = choose(300, 1_400_000, 65, machine(80_000))  # five minutes here
     assert (fast.hidden, slow.hidden) == (768, 512)
     same = lambda c: (c.hidden, {k: v for k, v in c.train.items() if k != "patience"})  # noqa: E731
     assert slow.passes == pytest.approx(five.passes) and same(slow) == same(five)
@@ -215,7 +215,7 @@ def test_a_run_measures_its_machine_before_choosing(tmp_path, monkeypatch):
         out = tmp_path / f"{name}.npz"
         charrnn.train(CORPORA / "pantry.txt", out, time="3s", workers=1, on_note=notes.append, steps=2)
         note = next(n for n in notes if n.startswith("note: --time 3s"))
-        assert f"mgru of {hidden} units" in note and f"~{rate * ONE[hidden]:,.0f}" \
+        assert f"gru of {hidden} units" in note and f"~{rate * ONE[hidden]:,.0f}" \
                " chars/s" in note
         ck = checkpoint.load(str(out))
         assert ck.model_config.hidden == hidden and ck.train_config.patience == "0.75s"
@@ -282,14 +282,34 @@ def test_a_run_faster_than_its_timing_refits_its_dropout_to_the_exposure_it_reac
     notes = []
     out = tmp_path / "home.npz"
     charrnn.train(CORPORA / "home.txt", out, time="2s", workers=1, eval_every=5, on_note=notes.append)
-    assert any("mgru of 128 units" in n and "dropout 0, weight-drop 0, weight-decay 0" in n for n in notes)
+    assert any("gru of 128 units" in n and "dropout 0, weight-drop 0, weight-decay 0" in n for n in notes)
     refit = [n for n in notes if "in its --time" in n]
     assert len(refit) == 1 and "so dropout 0.3, weight-drop 0.3, weight-decay 0.03 from here (in place of " \
         "dropout 0, weight-drop 0, weight-decay 0)" in refit[0], notes
     ck = checkpoint.load(str(out))
     tcfg = ck.train_config
     assert (tcfg.dropout, tcfg.weight_drop, tcfg.weight_decay, tcfg.refit) == (0.3, 0.3, 0.03, [])
-    assert ck.model_config.cell == budget.CELL == "mgru"  # what the budget trains, and what the note names
+    assert ck.model_config.cell == budget.CELL == "gru"
+
+
+def test_the_budget_times_and_trains_its_one_cell(tmp_path, monkeypatch):
+    """budget.CELL is the cell every timing measures, the note names, the run trains and the limit counts."""
+    seen = []
+
+    class Recording:  # a Gradients that computes in this process and notes the model it was asked for
+        def loss_and_grads(self, params, cfg, *args):
+            seen.append(cfg.cell)
+            return network.loss_and_grads(params, cfg, *args)
+
+    monkeypatch.setattr(budget, "CELL", "mgru")
+    assert budget.measure_rate(Recording(), 20, 16, 4, 8) > 0 and set(seen) == {"mgru"}
+    notes = []
+    out = tmp_path / "m.npz"
+    charrnn.train(CORPORA / "pantry.txt", out, time="3s", workers=1, steps=2, on_note=notes.append)
+    assert any("note: --time 3s: mgru of 128 units" in n for n in notes), notes
+    ck = checkpoint.load(str(out))
+    assert ck.model_config.cell == "mgru" and ck.params["W_ax.0"].shape[1] == 6 * 128
+    assert params_of(128, ck.model_config.vocab_size) == sum(p.size for p in ck.params.values())
 
 
 def test_a_flag_given_on_resume_is_not_refitted(tmp_path, monkeypatch):
