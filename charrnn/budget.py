@@ -48,7 +48,7 @@ import numpy as np
 from charrnn import network, optim
 from charrnn.config import REGULARISATION, ModelConfig, TrainConfig
 
-# The cell a budget trains. The scaled GRU (mgru) ends 0.016 below the GRU at 11.2M characters of fixed steps,
+# The cell a budget trains. The scaled GRU (mgru) ends 0.013 below the GRU at 11.2M characters of fixed steps,
 # but its budgets gave 1.4505, 1.4241 and 1.4165 at 5, 10 and 20 minutes against the GRU's 1.4485, 1.4303 and
 # 1.4186 (docs/quality.md "The scaled GRU"): no better where it counts most.
 CELL = "gru"
