@@ -11,6 +11,106 @@ import numpy as np
 from charrnn.gate_math import halved, prev_states, sigmoid
 
 
+def _forward(W, z, h0, keep, scales=None):
+    """The recurrence both GRUs run over a chunk.
+
+    z (T, B, 3H) the input side with the r, u columns halved, overwritten
+    with [r, u, n]; W (H, 3H); scales (T, B, 3H) or None. The recurrent
+    terms are h_{t-1} @ W, times the scales if any; whichever of W and the
+    scales is given halved carries the r, u halving.
+    Returns (hs (T, B, H), A (T, B, 3H) = h_{t-1} @ W, unscaled).
+    """
+    T, B, G = z.shape
+    H = G // 3
+    hs = np.empty((T, B, H), dtype=z.dtype)
+    A = np.empty((T, B, G), dtype=z.dtype)
+    sa = None if scales is None else np.empty((B, G), dtype=z.dtype)  # one step's scaled terms
+    tmp = np.empty((B, H), dtype=z.dtype)
+    h = h0
+    for t in range(T):
+        if keep is not None:
+            h = h * keep[t]
+        zt, a = z[t], A[t]
+        np.matmul(h, W, out=a)
+        if scales is not None:
+            a = np.multiply(a, scales[t], out=sa)
+        ru = zt[:, : 2 * H]
+        ru += a[:, : 2 * H]
+        np.tanh(ru, out=ru)
+        ru *= 0.5
+        ru += 0.5  # r, u
+        n = zt[:, 2 * H :]
+        np.multiply(zt[:, :H], a[:, 2 * H :], out=tmp)
+        n += tmp
+        np.tanh(n, out=n)
+        np.subtract(h, n, out=hs[t])  # h_t = n + u * (h_{t-1} - n)
+        hs[t] *= zt[:, H : 2 * H]
+        hs[t] += n
+        h = hs[t]
+    return hs, A
+
+
+def _backward(W_aa, dxp, dhs, h0, gates, hs, an, keep, trace, scales=None):
+    """The backward recurrence both GRUs run over a chunk. Returns (dW_aa, dh0 (B, H)).
+
+    gates (T, B, 3H) the [r, u, n] of the forward pass; an (T, B, H) the
+    candidate's recurrent term as it entered (scaled, if scales); scales
+    (T, B, 3H, not halved) or None. Fills the first 3H columns of dxp
+    (T, B, >=3H) with the gradient of the input side.
+    """
+    T, B, H = hs.shape
+    r, u, n = gates[:, :, :H], gates[:, :, H : 2 * H], gates[:, :, 2 * H :]
+    # chunk-wide factors that do not depend on the backward recurrence
+    one_minus_u_dn = (1 - u) * (1 - n * n)  # d n_pre / d h_t, through (1 - u) and tanh'
+    h_prev = prev_states(h0, hs, keep)  # (T, B, H)
+    du_fac = (h_prev - n) * u * (1 - u)  # d u_pre / d h_t
+    dr_fac = an * r * (1 - r)  # d r_pre / d n_pre
+    r_n = r if scales is None else r * scales[:, :, 2 * H :]  # d n_pre / d (h_{t-1} @ W_aa)_n
+    dah = np.empty((T, B, 3 * H), dtype=hs.dtype)  # gradient of h_{t-1} @ W_aa
+    dh_next = np.zeros((B, H), dtype=hs.dtype)
+    W_aa_T = np.ascontiguousarray(W_aa.T)  # (G*H, H): BLAS runs a row-major copy ~1.5x faster per step than the transposed view
+    for t in range(T - 1, -1, -1):
+        dh = dhs[t]
+        dh += dh_next
+        dx, da = dxp[t], dah[t]
+        dzn = dx[:, 2 * H : 3 * H]
+        np.multiply(dh, one_minus_u_dn[t], out=dzn)
+        np.multiply(dzn, r_n[t], out=da[:, 2 * H :])
+        np.multiply(dzn, dr_fac[t], out=dx[:, :H])
+        np.multiply(dh, du_fac[t], out=dx[:, H : 2 * H])
+        if scales is None:
+            da[:, : 2 * H] = dx[:, : 2 * H]
+        else:
+            np.multiply(dx[:, : 2 * H], scales[t, :, : 2 * H], out=da[:, : 2 * H])
+        np.matmul(da, W_aa_T, out=dh_next)
+        dh *= u[t]
+        dh_next += dh
+        if keep is not None:
+            dh_next *= keep[t]
+        if trace is not None:
+            trace.append(dh_next.copy())
+    return h_prev.reshape(-1, H).T @ dah.reshape(-1, 3 * H), dh_next
+
+
+def _step(W_aa, xt, h, scales=None):
+    """One step of either GRU on the transposes: xt (3H, B) the input side with the bias, scales (3H, B) or None."""
+    H = h.shape[1]
+    a = W_aa.T @ h.T  # (3H, B), fresh: the gates are computed in it, in place
+    if scales is not None:
+        a *= scales
+    ru = a[: 2 * H]
+    ru += xt[: 2 * H]
+    sigmoid(ru, out=ru)
+    n = a[2 * H :]
+    n *= ru[:H]
+    n += xt[2 * H :]
+    np.tanh(n, out=n)
+    h_new = h.T - n
+    h_new *= ru[H:]
+    h_new += n  # n + u * (h - n), (H, B)
+    return h_new.T, h_new.T
+
+
 def gru_forward(W_aa, xp, h0, keep=None):
     """GRU over a chunk; gates in the order reset, update, candidate.
 
@@ -25,32 +125,9 @@ def gru_forward(W_aa, xp, h0, keep=None):
     The candidate's recurrent part has no bias of its own (b_a sits on the input side).
     ``keep`` as for rnn_forward.
     """
-    T, B, G = xp.shape
-    H = G // 3
-    W = halved(W_aa, 2 * H)
-    hs = np.empty((T, B, H), dtype=xp.dtype)
-    A = np.empty((T, B, G), dtype=xp.dtype)  # h_{t-1} @ W (halved r, u columns)
-    tmp = np.empty((B, H), dtype=xp.dtype)
-    h = h0
-    for t in range(T):
-        if keep is not None:
-            h = h * keep[t]
-        z, a = xp[t], A[t]
-        np.matmul(h, W, out=a)
-        ru = z[:, : 2 * H]
-        ru += a[:, : 2 * H]
-        np.tanh(ru, out=ru)
-        ru *= 0.5
-        ru += 0.5  # r, u
-        n = z[:, 2 * H :]
-        np.multiply(z[:, :H], a[:, 2 * H :], out=tmp)
-        n += tmp
-        np.tanh(n, out=n)
-        np.subtract(h, n, out=hs[t])  # h_t = n + u * (h_{t-1} - n)
-        hs[t] *= z[:, H : 2 * H]
-        hs[t] += n
-        h = hs[t]
-    return hs, h.copy(), (h0, xp, hs, A[:, :, 2 * H :], keep)
+    H = xp.shape[2] // 3
+    hs, A = _forward(halved(W_aa, 2 * H), xp, h0, keep)
+    return hs, hs[-1].copy(), (h0, xp, hs, A[:, :, 2 * H :], keep)
 
 
 def gru_backward(W_aa, cache, dhs, trace=None):
@@ -59,36 +136,9 @@ def gru_backward(W_aa, cache, dhs, trace=None):
     ``trace`` as for rnn_backward.
     """
     h0, gates, hs, an, keep = cache
-    T, B, H = hs.shape
-    r, u, n = gates[:, :, :H], gates[:, :, H : 2 * H], gates[:, :, 2 * H :]
-    # chunk-wide factors that do not depend on the backward recurrence
-    one_minus_u_dn = (1 - u) * (1 - n * n)  # d n_pre / d h_t, through (1 - u) and tanh'
-    h_prev = prev_states(h0, hs, keep)  # (T, B, H)
-    du_fac = (h_prev - n) * u * (1 - u)  # d u_pre / d h_t
-    dr_fac = an * r * (1 - r)  # d r_pre / d n_pre
     dxp = np.empty_like(gates)  # gradient of the input-side pre-activations
-    dah = np.empty_like(gates)  # gradient of h_{t-1} @ W_aa
-    dh_next = np.zeros((B, H), dtype=hs.dtype)
-    W_aa_T = np.ascontiguousarray(W_aa.T)  # (G*H, H): BLAS runs a row-major copy ~1.5x faster per step than the transposed view
-    for t in range(T - 1, -1, -1):
-        dh = dhs[t]
-        dh += dh_next
-        dx, da = dxp[t], dah[t]
-        dzn = dx[:, 2 * H :]
-        np.multiply(dh, one_minus_u_dn[t], out=dzn)
-        np.multiply(dzn, r[t], out=da[:, 2 * H :])
-        np.multiply(dzn, dr_fac[t], out=dx[:, :H])
-        np.multiply(dh, du_fac[t], out=dx[:, H : 2 * H])
-        da[:, : 2 * H] = dx[:, : 2 * H]
-        np.matmul(da, W_aa_T, out=dh_next)
-        dh *= u[t]
-        dh_next += dh
-        if keep is not None:
-            dh_next *= keep[t]
-        if trace is not None:
-            trace.append(dh_next.copy())
-    dW_aa = h_prev.reshape(-1, H).T @ dah.reshape(-1, 3 * H)
-    return dxp, dW_aa, dh_next
+    dW_aa, dh0 = _backward(W_aa, dxp, dhs, h0, gates, hs, an, keep, trace)
+    return dxp, dW_aa, dh0
 
 
 def gru_step(W_aa, xp, h):
@@ -97,20 +147,7 @@ def gru_step(W_aa, xp, h):
     On the transposes (3H, B) each gate is one contiguous block of rows, so the
     gates' element-wise work runs over contiguous memory (faster for large B).
     """
-    H = h.shape[1]
-    a = W_aa.T @ h.T  # (3H, B), fresh: the gates are computed in it, in place
-    xt = xp.T  # (3H, B)
-    ru = a[: 2 * H]
-    ru += xt[: 2 * H]
-    sigmoid(ru, out=ru)
-    n = a[2 * H :]
-    n *= ru[:H]
-    n += xt[2 * H :]
-    np.tanh(n, out=n)
-    h_new = h.T - n
-    h_new *= ru[H:]
-    h_new += n  # n + u * (h - n), (H, B)
-    return h_new.T, h_new.T
+    return _step(W_aa, xp.T, h)
 
 
 def mgru_forward(W_aa, xp, h0, keep=None):
@@ -130,34 +167,9 @@ def mgru_forward(W_aa, xp, h0, keep=None):
     interaction of input and state, for one elementwise product a step).
     ``keep`` as for rnn_forward.
     """
-    T, B, G2 = xp.shape
-    H = G2 // 6
-    G = 3 * H
-    hs = np.empty((T, B, H), dtype=xp.dtype)
-    A = np.empty((T, B, G), dtype=xp.dtype)  # h_{t-1} @ W_aa, unscaled
-    sa = np.empty((B, G), dtype=xp.dtype)  # the scaled recurrent terms of one step
-    tmp = np.empty((B, H), dtype=xp.dtype)
-    h = h0
-    for t in range(T):
-        if keep is not None:
-            h = h * keep[t]
-        z = xp[t]
-        np.matmul(h, W_aa, out=A[t])
-        np.multiply(A[t], z[:, G:], out=sa)
-        ru = z[:, : 2 * H]
-        ru += sa[:, : 2 * H]
-        np.tanh(ru, out=ru)
-        ru *= 0.5
-        ru += 0.5  # r, u
-        n = z[:, 2 * H : G]
-        np.multiply(z[:, :H], sa[:, 2 * H :], out=tmp)
-        n += tmp
-        np.tanh(n, out=n)
-        np.subtract(h, n, out=hs[t])  # h_t = n + u * (h_{t-1} - n)
-        hs[t] *= z[:, H : 2 * H]
-        hs[t] += n
-        h = hs[t]
-    return hs, h.copy(), (h0, xp, hs, A, keep)
+    G = xp.shape[2] // 2
+    hs, A = _forward(W_aa, xp[:, :, :G], h0, keep, scales=xp[:, :, G:])
+    return hs, hs[-1].copy(), (h0, xp, hs, A, keep)
 
 
 def mgru_backward(W_aa, cache, dhs, trace=None):
@@ -168,42 +180,16 @@ def mgru_backward(W_aa, cache, dhs, trace=None):
     h0, xp, hs, A, keep = cache
     T, B, H = hs.shape
     G = 3 * H
-    r, u, n = xp[:, :, :H], xp[:, :, H : 2 * H], xp[:, :, 2 * H : G]
-    s_ru = xp[:, :, G : G + 2 * H] * 2  # (T, B, 2H) the r, u scales, undone from halving
-    s_n = xp[:, :, G + 2 * H :]  # (T, B, H)
-    # chunk-wide factors that do not depend on the backward recurrence
-    one_minus_u_dn = (1 - u) * (1 - n * n)  # d n_pre / d h_t, through (1 - u) and tanh'
-    h_prev = prev_states(h0, hs, keep)  # (T, B, H)
-    du_fac = (h_prev - n) * u * (1 - u)  # d u_pre / d h_t
-    dr_fac = s_n * A[:, :, 2 * H :] * r * (1 - r)  # d r_pre / d n_pre
-    r_sn = r * s_n  # d n_pre / d (h_{t-1} @ W_aa)_n
+    scales = xp[:, :, G:].copy()  # (T, B, 3H) ...
+    scales[:, :, : 2 * H] *= 2  # ... undone from halving
     dxp = np.empty((T, B, 2 * G), dtype=hs.dtype)
-    dah = np.empty((T, B, G), dtype=hs.dtype)  # gradient of h_{t-1} @ W_aa
-    dh_next = np.zeros((B, H), dtype=hs.dtype)
-    W_aa_T = np.ascontiguousarray(W_aa.T)
-    for t in range(T - 1, -1, -1):
-        dh = dhs[t]
-        dh += dh_next
-        dx, da = dxp[t], dah[t]
-        dzn = dx[:, 2 * H : G]
-        np.multiply(dh, one_minus_u_dn[t], out=dzn)
-        np.multiply(dzn, r_sn[t], out=da[:, 2 * H :])
-        np.multiply(dzn, dr_fac[t], out=dx[:, :H])
-        np.multiply(dh, du_fac[t], out=dx[:, H : 2 * H])
-        np.multiply(dx[:, : 2 * H], s_ru[t], out=da[:, : 2 * H])
-        np.matmul(da, W_aa_T, out=dh_next)
-        dh *= u[t]
-        dh_next += dh
-        if keep is not None:
-            dh_next *= keep[t]
-        if trace is not None:
-            trace.append(dh_next.copy())
+    san = scales[:, :, 2 * H :] * A[:, :, 2 * H :]  # the candidate's scaled recurrent term
+    dW_aa, dh0 = _backward(W_aa, dxp, dhs, h0, xp[:, :, :G], hs, san, keep, trace, scales)
     # the scales' gradient: the scaled terms' gradient times the unscaled terms
     np.multiply(dxp[:, :, : 2 * H], A[:, :, : 2 * H], out=dxp[:, :, G : G + 2 * H])
-    np.multiply(dxp[:, :, 2 * H : G], r, out=dxp[:, :, G + 2 * H :])
+    np.multiply(dxp[:, :, 2 * H : G], xp[:, :, :H], out=dxp[:, :, G + 2 * H :])  # times r
     dxp[:, :, G + 2 * H :] *= A[:, :, 2 * H :]
-    dW_aa = h_prev.reshape(-1, H).T @ dah.reshape(-1, G)
-    return dxp, dW_aa, dh_next
+    return dxp, dW_aa, dh0
 
 
 def mgru_step(W_aa, xp, h):
@@ -211,18 +197,5 @@ def mgru_step(W_aa, xp, h):
 
     The scales are 1 + the offsets (the model's parameters hold the offsets).
     """
-    H = h.shape[1]
-    G = 3 * H
-    a = h @ W_aa  # (B, 3H), fresh
-    a *= xp[:, G:] + 1  # the scaled recurrent term
-    ru = a[:, : 2 * H]
-    ru += xp[:, : 2 * H]
-    sigmoid(ru, out=ru)
-    n = a[:, 2 * H :]
-    n *= ru[:, :H]
-    n += xp[:, 2 * H : G]
-    np.tanh(n, out=n)
-    h_new = h - n
-    h_new *= ru[:, H:]
-    h_new += n
-    return h_new, h_new
+    G = xp.shape[1] // 2
+    return _step(W_aa, xp[:, :G].T, h, xp[:, G:].T + 1)

@@ -135,48 +135,19 @@ def lstm_loss_and_grads(W, inputs: list[int], targets: list[int], h_prev: np.nda
 
 
 def gru_loss_and_grads(W, inputs: list[int], targets: list[int], h_prev: np.ndarray):
-    """GRU: forward and backward through one sequence; returns (loss, grads, h_last)."""
+    """GRU, or scaled GRU when W holds the scales' W_s{k}, c_{k} (else every s_k is 1): forward and backward
+    through one sequence; returns (loss, grads, h_last)."""
     V, T = W["W_xr"].shape[1], len(inputs)
+    scaled = "W_sr" in W
     x, h, gate = {}, {-1: h_prev}, {}
     for t in range(T):  # forward
         x[t] = one_hot(inputs[t], V)
-        r = sigmoid(W["W_xr"] @ x[t] + W["b_r"] + W["W_hr"] @ h[t - 1])
-        u = sigmoid(W["W_xu"] @ x[t] + W["b_u"] + W["W_hu"] @ h[t - 1])
-        hn = W["W_hn"] @ h[t - 1]
-        n = np.tanh(W["W_xn"] @ x[t] + W["b_n"] + r * hn)
-        gate[t] = (r, u, n, hn)
-        h[t] = (1 - u) * n + u * h[t - 1]
-    grads = {k: np.zeros_like(v) for k, v in W.items()}
-    loss, dh_next = 0.0, np.zeros_like(h_prev)
-    for t in reversed(range(T)):  # backward through time
-        step_loss, dh = output_step(W, h[t], targets[t], T, grads)
-        loss += step_loss
-        dh = dh + dh_next
-        r, u, n, hn = gate[t]
-        dn = dh * (1 - u) * (1 - n ** 2)  # through h_t = (1 - u) n + u h_{t-1}, then tanh
-        dpre = {"r": dn * hn * r * (1 - r), "u": dh * (h[t - 1] - n) * u * (1 - u), "n": dn}
-        dh_from = {"r": dpre["r"], "u": dpre["u"], "n": dn * r}  # what reaches each W_h{k} h_{t-1}
-        dh_next = dh * u
-        for k in "run":
-            grads[f"W_x{k}"] += np.outer(dpre[k], x[t])
-            grads[f"b_{k}"] += dpre[k]
-            grads[f"W_h{k}"] += np.outer(dh_from[k], h[t - 1])
-            dh_next = dh_next + W[f"W_h{k}"].T @ dh_from[k]
-    return loss, grads, h[T - 1]
-
-
-def mgru_loss_and_grads(W, inputs: list[int], targets: list[int], h_prev: np.ndarray):
-    """Scaled GRU: forward and backward through one sequence; returns (loss, grads, h_last)."""
-    V, T = W["W_xr"].shape[1], len(inputs)
-    x, h, gate = {}, {-1: h_prev}, {}
-    for t in range(T):  # forward
-        x[t] = one_hot(inputs[t], V)
-        s = {k: 1.0 + W[f"W_s{k}"] @ x[t] + W[f"c_{k}"] for k in "run"}
-        hr, hu, hn = (W[f"W_h{k}"] @ h[t - 1] for k in "run")
-        r = sigmoid(W["W_xr"] @ x[t] + W["b_r"] + s["r"] * hr)
-        u = sigmoid(W["W_xu"] @ x[t] + W["b_u"] + s["u"] * hu)
-        n = np.tanh(W["W_xn"] @ x[t] + W["b_n"] + r * s["n"] * hn)
-        gate[t] = (r, u, n, s, {"r": hr, "u": hu, "n": hn})
+        s = {k: 1.0 + W[f"W_s{k}"] @ x[t] + W[f"c_{k}"] if scaled else 1.0 for k in "run"}
+        hk = {k: W[f"W_h{k}"] @ h[t - 1] for k in "run"}
+        r = sigmoid(W["W_xr"] @ x[t] + W["b_r"] + s["r"] * hk["r"])
+        u = sigmoid(W["W_xu"] @ x[t] + W["b_u"] + s["u"] * hk["u"])
+        n = np.tanh(W["W_xn"] @ x[t] + W["b_n"] + r * s["n"] * hk["n"])
+        gate[t] = (r, u, n, s, hk)
         h[t] = (1 - u) * n + u * h[t - 1]
     grads = {k: np.zeros_like(v) for k, v in W.items()}
     loss, dh_next = 0.0, np.zeros_like(h_prev)
@@ -185,16 +156,16 @@ def mgru_loss_and_grads(W, inputs: list[int], targets: list[int], h_prev: np.nda
         loss += step_loss
         dh = dh + dh_next
         r, u, n, s, hk = gate[t]
-        dn = dh * (1 - u) * (1 - n ** 2)
+        dn = dh * (1 - u) * (1 - n ** 2)  # through h_t = (1 - u) n + u h_{t-1}, then tanh
         dpre = {"r": dn * s["n"] * hk["n"] * r * (1 - r), "u": dh * (h[t - 1] - n) * u * (1 - u), "n": dn}
         dscaled = {"r": dpre["r"], "u": dpre["u"], "n": dn * r}  # what reaches each s_k * (W_hk h_{t-1})
         dh_next = dh * u
         for k in "run":
             grads[f"W_x{k}"] += np.outer(dpre[k], x[t])
             grads[f"b_{k}"] += dpre[k]
-            ds = dscaled[k] * hk[k]
-            grads[f"W_s{k}"] += np.outer(ds, x[t])
-            grads[f"c_{k}"] += ds
+            if scaled:
+                grads[f"W_s{k}"] += np.outer(dscaled[k] * hk[k], x[t])
+                grads[f"c_{k}"] += dscaled[k] * hk[k]
             grads[f"W_h{k}"] += np.outer(dscaled[k] * s[k], h[t - 1])
             dh_next = dh_next + W[f"W_h{k}"].T @ (dscaled[k] * s[k])
     return loss, grads, h[T - 1]
