@@ -262,13 +262,13 @@ def refit(tcfg: TrainConfig, chars: float, params: int, train_chars: int) -> dic
     return changed
 
 
-def describe(choice: BudgetChoice, cell: str) -> str:
-    """The note that names the choice and why."""
+def describe(choice: BudgetChoice) -> str:
+    """The note that names the choice (a model of CELL) and why."""
     extra = "".join(f", {k.replace('_', '-')} {f'{v:g}' if isinstance(v, float) else v}"
                     for k, v in choice.train.items())
     limit = (f", the largest size for this text (at most {MAX_PARAMS_PER_CHAR:g} parameters per training character)"
              if choice.hidden == choice.largest < BUDGET_SIZES[-1][0] else "")
-    return (f"{cell} of {choice.hidden} units{extra}; this machine trains it at ~{choice.rate:,.0f} chars/s: "
+    return (f"{CELL} of {choice.hidden} units{extra}; this machine trains it at ~{choice.rate:,.0f} chars/s: "
             f"~{choice.chars / 1e6:.1f}M characters, ~{choice.passes:.1f} passes over {choice.train_chars:,} "
             f"training characters{limit}")
 

@@ -95,7 +95,7 @@ def _fresh(opts: TrainOptions, corpus: Corpus, seconds: float | None, warn, cali
         choice.train = {k: v for k, v in choice.train.items() if getattr(opts, k) is None}  # flags win
         shape, tcfg = {"hidden": choice.hidden, "cell": budget.CELL}, replace(tcfg, **choice.train)
         tcfg.refit = [k for k in budget.REGULARISATION if k in choice.train]
-        warn(f"note: --time {opts.time}: {budget.describe(choice, budget.CELL)} (pass --hidden to choose)")
+        warn(f"note: --time {opts.time}: {budget.describe(choice)} (pass --hidden to choose)")
     mcfg = ModelConfig(vocab_size=vocab.size, **shape)
     if opts.records:
         mcfg.reset_id = _newline_id(vocab)

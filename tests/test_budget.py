@@ -185,9 +185,9 @@ def test_a_text_gets_no_size_with_more_parameters_per_character_than_it_supports
     every = choose(1200, 10**9, 65, fast)
     assert every.hidden == 1024  # a text this long supports every size
     limited = "the largest size for this text (at most 1.5 parameters per training character)"
-    assert limited in budget.describe(recipes, "gru") and limited not in budget.describe(every, "gru")
+    assert limited in budget.describe(recipes) and limited not in budget.describe(every)
     slow = choose(180, 277_293, 58, machine(5_000))  # too slow to show a GRU-256 its 3.5M
-    assert slow.hidden == 128 and limited not in budget.describe(slow, "gru")
+    assert slow.hidden == 128 and limited not in budget.describe(slow)
 
 
 def test_a_slower_machine_chooses_as_for_fewer_passes():
