@@ -131,14 +131,17 @@ def budget_check(corpus: str, budgets: list[str], json_output: bool = False) -> 
 def print_budgets(corpus: str, rows: list[dict]) -> None:
     """The side-by-side table of budget_check's rows (also what its --json printed, read back)."""
     print(f"corpus {os.path.basename(corpus)}: train on the first 90%, charrnn eval of the -o file on the last 10%")
-    print(f"{'budget':<7} {'model':<9} {'dropout':>7} {'w-drop':>6} {'decay':>5} {'chars/s':>8} {'chars seen':>11} "
-          f"{'val+avg':>7} {'stopped by':>10} {'served':>16} {'held-out':>9} {'vs last':>8}")
+    print(f"{'budget':<7} {'model':<10} {'chunks':>6} {'dropout':>7} {'w-drop':>6} {'decay':>5} {'chars/s':>8} "
+          f"{'chars seen':>11} {'val+avg':>7} {'stopped by':>10} {'served':>16} {'held-out':>9} {'vs last':>8}")
     last = None
     for row in rows:
         served = row["served"] if row["served"] == "last" else f"{row['served']}@{row['served_step']}"
         gain = "" if last is None else f"{row['held_out_nats'] - last:+.4f}"
         share = row["val_seconds"] / row["seconds"] if row["seconds"] else 0.0
-        print(f"{row['budget']:<7} {row['cell']}-{row['hidden']:<5} {row['dropout']:>7g} {row['weight_drop']:>6g} "
+        layers = "" if row.get("layers", 1) == 1 else f"{row['layers']}x"
+        model = f"{row['cell']}-{layers}{row['hidden']}"
+        chunks = f"{row.get('batch', '?')}x{row.get('seq_len', '?')}"
+        print(f"{row['budget']:<7} {model:<10} {chunks:>6} {row['dropout']:>7g} {row['weight_drop']:>6g} "
               f"{row.get('weight_decay', 0.0):>5g} "
               f"{row['chars_per_sec']:>8,.0f} {row['chars_seen']:>11,} {share:>7.1%} {row['stopped_by']:>10} "
               f"{served:>16} {row['held_out_nats']:>9.4f} {gain:>8}", flush=True)
@@ -185,7 +188,8 @@ def main() -> None:
                 shutil.copyfile(out, os.path.join(args.keep, f"{name}.npz"))
             rows.append({
                 "config": name, "flags": flags, "cell": ck.model_config.cell, "hidden": ck.model_config.hidden,
-                "layers": ck.model_config.layers, "steps": metrics["steps"], "chars_per_sec": metrics["chars_per_sec"],
+                "layers": ck.model_config.layers, "batch": ck.train_config.batch,
+                "seq_len": ck.train_config.seq_len, "steps": metrics["steps"], "chars_per_sec": metrics["chars_per_sec"],
                 "chars_seen": metrics["chars_seen"], "dropout": ck.train_config.dropout,
                 "weight_drop": ck.train_config.weight_drop, "weight_decay": ck.train_config.weight_decay,
                 "patience": ck.train_config.patience,

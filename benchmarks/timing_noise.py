@@ -30,7 +30,7 @@ def readings(hidden: int, seconds: float, batch: int, seq_len: int = 64, vocab_s
     """chars/s of each timing made within ``seconds`` (at least one)."""
     out, t0 = [], time.monotonic()
     while not out or time.monotonic() - t0 < seconds:
-        out.append(budget.measure_rate(InProcess(), vocab_size, hidden, batch, seq_len))
+        out.append(budget.measure_rate(InProcess(), vocab_size, budget.Size(hidden), batch, seq_len))
     return out
 
 

@@ -11,12 +11,14 @@ characters that size would *see* in the budget here. Two measured tables
 * the size: each size beats the one below it once it sees enough
   characters (a larger model learns more from each character but sees
   fewer), so the budget takes the largest size that sees what it needs at
-  its own measured speed. Sizes are timed from a first guess up or down, so
-  a run times one to three of them, and no speed is taken from a table
+  its own measured speed. The sizes are one-layer GRUs and, for budgets
+  long enough, two layers of the scaled GRU on longer chunks. Sizes are
+  timed from a first guess up or down, so a run times one to three of
+  them, and no speed is taken from a table
   measured elsewhere: how much slower a larger model trains differs from
   machine to machine (a GRU-768 against a GRU-512: 0.48 on one, 0.30 on
   another). No size above the smallest is taken for a text with fewer
-  training characters than its parameters / MAX_PARAMS_PER_CHAR;
+  training characters than its parameters / its row's limit;
 * the regularisation, from the *exposure* the chosen model will get here:
   the passes it will make over the training text at its own measured speed,
   times its parameters per training character (at least one, for all but
@@ -48,44 +50,63 @@ import numpy as np
 from charrnn import network, optim
 from charrnn.config import REGULARISATION, ModelConfig, TrainConfig
 
-# The cell a budget trains. The scaled GRU (mgru) ends 0.013 below the GRU at 11.2M characters of fixed steps,
-# but its budgets gave 1.4505, 1.4241 and 1.4165 at 5, 10 and 20 minutes against the GRU's 1.4485, 1.4303 and
-# 1.4186 (docs/quality.md "The scaled GRU"): no better where it counts most.
-CELL = "gru"
-FIRST_GUESS = 512  # the size timed first for budgets over a minute (the smallest for shorter ones)
+
+
+@dataclass(frozen=True)
+class Size:
+    """A model a budget may choose: its cell, stacked layers and units per layer."""
+
+    hidden: int  # units per layer
+    layers: int = 1  # stacked recurrent layers
+    cell: str = "gru"  # recurrent cell (charrnn.cells.CELLS)
+
+    def __str__(self) -> str:  # as the budget's note names it
+        return f"{self.cell} of {self.hidden} units" + (f" x {self.layers} layers" if self.layers > 1 else "")
+
+    def shape(self) -> dict:
+        """The ModelConfig fields of this size."""
+        return {"hidden": self.hidden, "cell": self.cell, "layers": self.layers}
+
+    @classmethod
+    def of(cls, cfg: ModelConfig) -> Size:
+        """The size of a model of ``cfg``."""
+        return cls(cfg.hidden, cfg.layers, cfg.cell)
+
+
+FIRST_GUESS = Size(512)  # the size timed first for budgets over a minute (the smallest for shorter ones)
 # A size whose timing shows it at least this share of the characters it needs, but not all, is timed again: a
 # minute of timings of a GRU-512 on a shared 2-vCPU machine read 16.6k-22.6k chars/s (benchmarks/timing_noise.py),
 # and one budget's timing read 13.9k in a moment of load (2026-12-05).
 RETIME_WITHIN = 0.7
 
-# Each row: (hidden units, the characters a GRU of that size must see to beat the row before, training defaults
-# the budget changes). Held-out loss on tiny-shakespeare's last 10% (docs/quality.md): GRU-384 lost to GRU-256 at
-# 2.4M characters against 4.7M (1.5444, 1.5239), ended behind GRU-256's 8.8M at 3.9M (1.4897, 1.4874), and won at
-# 4.1M against 8.2M (1.4814, 1.4885) and at 4.8M against 8.8M (1.4716, 1.4874); GRU-512 won against GRU-384 at
-# 6.1M against 9.9M (1.4481, 1.4663). GRU-512 gains nothing past 10M characters (1.449 at 10M, 1.451 at 14.7M)
-# where GRU-768 gives 1.439, but GRU-768 with 0.2 and 0.25 lost to GRU-512 at 5.5M and at 6.0M (1.4528, 1.4506,
-# against 1.4505 and 1.4489 for GRU-512 at 7.4M and 6.2M in half the time). With weight decay a GRU-512 keeps
-# gaining past 10M (1.4352 at 10.4M, 1.4228 at 29.5M), and twenty minutes of a GRU-768 at 11.6M and 12.4M
-# characters lost to it (1.4360 and 1.4359 against 1.4228 at 29.5M, one run), so a GRU-768 needs 20M, where
-# it gave 1.431 without weight decay. GRU-1024 at 10.6M ties GRU-768 at 20M (1.433, 1.431) and is still
-# improving; its need, 30M, is set above GRU-768's, not measured. The needs of GRU-256 and -512 are the sizes
-# tables' limits in characters a GRU-512 sees on the 190 GFLOP/s machine (1.5M, 4.5M), in each size's own
-# characters at that machine's speeds (2.3 and 1 times a GRU-512's).
-BUDGET_SIZES = (
-    (128, 0.0, {"lr": 4e-3}),
-    (256, 3.5e6, {}),
-    (384, 4.0e6, {}),
-    (512, 4.5e6, {}),
-    (768, 2.0e7, {}),
-    (1024, 3.0e7, {}),
-)
-# No size above the first has more parameters than this per training character: such a model gains nothing from
-# its size. On tiny-shakespeare (903,468 training characters) a GRU-768 (2.2 per character) with weight decay did
-# no better than a GRU-512 (1.02) in any twenty-minute run measured, nor at about the same characters (1.4359 at
-# 12.4M, against 1.4327 at 11.3M). On the recipes (277,293) three minutes of a GRU-384 (1.9) ended behind one
-# minute of a GRU-256 (0.93) in both runs (+0.0004, +0.0006); limited to a GRU-256, three minutes ended ahead of
-# one in both runs (-0.0018, -0.0016; docs/quality.md).
+# No GRU above the first size has more parameters than this per training character: it gains nothing from its
+# size. On tiny-shakespeare (903,468 training characters) a GRU-768 (2.2 per character) with weight decay did no
+# better than a GRU-512 (1.02) in any twenty-minute run, nor at about the same characters (1.4359 at 12.4M,
+# against 1.4327 at 11.3M). On the recipes (277,293) three minutes of a GRU-384 (1.9) ended behind one minute of
+# a GRU-256 (0.93) in both runs (+0.0004, +0.0006), and a GRU-256's ahead (-0.0018, -0.0016; docs/quality.md).
+# The two-layer row has its own limit: it has 2.16 per character on tiny-shakespeare and beat the GRU-512 there.
 MAX_PARAMS_PER_CHAR = 1.5
+# Each row: (the model, the characters it must see to beat the row before, training defaults the budget changes,
+# the most parameters per training character of a text it is taken for). Held-out loss on tiny-shakespeare's last
+# 10% (docs/quality.md): GRU-384 lost to GRU-256 at 2.4M characters against 4.7M (1.5444, 1.5239), ended behind
+# GRU-256's 8.8M at 3.9M (1.4897, 1.4874), and won at 4.1M against 8.2M (1.4814, 1.4885) and at 4.8M against 8.8M
+# (1.4716, 1.4874); GRU-512 won against GRU-384 at 6.1M against 9.9M (1.4481, 1.4663). The needs of GRU-256 and
+# -512 are the sizes tables' limits in characters a GRU-512 sees on the 190 GFLOP/s machine (1.5M, 4.5M), in each
+# size's own characters at that machine's speeds (2.3 and 1 times a GRU-512's). With weight decay a GRU-512 keeps
+# gaining past 10M (1.4352 at 10.4M, 1.4228 at 29.5M); twenty minutes gave 1.4186 and 1.4167 (20.8M, 23.8M),
+# where two scaled-GRU layers of 384 on 16 streams of 256 characters, 2% held out, gave 1.4086 and 1.4121 (12.7M,
+# 11.9M; 1.4139 on 32 x 64 with 10% held out): they see more of a speaker's previous line. Ten minutes would show
+# them ~6M, not measured; their need, 10M, is set between. GRU-768 gave 1.431 at 20M and GRU-1024 1.433 at 10.6M,
+# behind that, so their needs are set above anything measured (40M, 60M), not measured.
+BUDGET_SIZES = (
+    (Size(128), 0.0, {"lr": 4e-3}, float("inf")),
+    (Size(256), 3.5e6, {}, MAX_PARAMS_PER_CHAR),
+    (Size(384), 4.0e6, {}, MAX_PARAMS_PER_CHAR),
+    (Size(512), 4.5e6, {}, MAX_PARAMS_PER_CHAR),
+    (Size(384, 2, "mgru"), 1.0e7, {"batch": 16, "seq_len": 256, "val_frac": 0.02}, 2.2),
+    (Size(768), 4.0e7, {}, MAX_PARAMS_PER_CHAR),
+    (Size(1024), 6.0e7, {}, MAX_PARAMS_PER_CHAR),
+)
 
 # Each row: (exposure up to this much, dropout, weight drop, weight decay).
 # Exposure = passes x parameters / training characters, the latter counted as at least 1 from
@@ -129,35 +150,37 @@ REFIT_SHARE = 0.1  # a budget run re-fits its REGULARISATION at its first valida
 class BudgetChoice:
     """What a budget chose, and why."""
 
-    hidden: int  # units of the one-layer GRU
+    size: Size  # the model
     train: dict = field(default_factory=dict)  # TrainConfig fields the budget sets (flags still win)
     rate: float = 0.0  # the characters per second the chosen model is expected to train at here
     chars: float = 0.0  # characters the chosen model will see in the budget here (rate x seconds)
-    timed: dict = field(default_factory=dict)  # hidden units -> measured chars/s, each size timed to choose
+    timed: dict = field(default_factory=dict)  # Size -> measured chars/s, each size timed to choose
     passes: float | None = None  # expected passes over the training text
     exposure: float | None = None  # passes x parameters per training character (exposure_of)
     train_chars: int | None = None  # the characters trained on, that the passes go over
-    largest: int = 0  # hidden units of the largest size the text supports (largest_row)
+    largest: int = 0  # the row of the largest size the text supports (largest_row)
 
 
-def params_of(hidden: int, vocab_size: int) -> int:
-    """Parameters of a one-layer model of the budget's cell, ``hidden`` units, ``vocab_size`` characters."""
-    cfg = ModelConfig(vocab_size=vocab_size, hidden=hidden, cell=CELL)
+def params_of(size: Size, vocab_size: int) -> int:
+    """Parameters of a model of ``size`` over ``vocab_size`` characters."""
+    cfg = ModelConfig(vocab_size=vocab_size, **size.shape())
     return sum(prod(s) for s in network.param_shapes(cfg).values())
 
 
 def largest_row(train_chars: int, vocab_size: int) -> int:
     """The last row of :data:`BUDGET_SIZES` a text of ``train_chars`` training characters supports: the first
-    row, and every row whose model has at most :data:`MAX_PARAMS_PER_CHAR` parameters per training character."""
-    limit = MAX_PARAMS_PER_CHAR * train_chars
-    return max(i for i, (hidden, _, _) in enumerate(BUDGET_SIZES) if i == 0 or params_of(hidden, vocab_size) <= limit)
+    row, and every row whose model has at most its row's parameters per training character."""
+    return max(i for i, (size, _, _, per_char) in enumerate(BUDGET_SIZES)
+               if i == 0 or params_of(size, vocab_size) <= per_char * train_chars)
 
 
-def choose_size(seconds: float, rate_of: Callable[[int], float], largest: int = len(BUDGET_SIZES) - 1
+def choose_size(seconds: float, rate_of: Callable[..., float], largest: int = len(BUDGET_SIZES) - 1
                 ) -> tuple[int, dict]:
-    """(the row of :data:`BUDGET_SIZES` for a budget of ``seconds``, {hidden: chars/s} of the sizes timed).
+    """(the row of :data:`BUDGET_SIZES` for a budget of ``seconds``, {Size: chars/s} of the sizes timed).
 
-    The largest size up to row ``largest`` that sees, at its own measured
+    ``rate_of(size, train=row)`` times a size with its row's training
+    defaults (its batch and chunk length, if the row sets them). The result
+    is the largest size up to row ``largest`` that sees, at its own measured
     rate, the characters it needs: timed from :data:`FIRST_GUESS` (or the
     smallest size, for a minute or less; or row ``largest``, if that is
     smaller) up while the next size up qualifies, or down until one
@@ -169,15 +192,15 @@ def choose_size(seconds: float, rate_of: Callable[[int], float], largest: int = 
     two timings, so that a moment's load on a shared machine does not
     decide the size.
     """
-    timed: dict[int, float] = {}
+    timed: dict[Size, float] = {}
 
     def qualifies(i: int) -> bool:
-        hidden, need, _ = BUDGET_SIZES[i]
-        if hidden not in timed:
-            timed[hidden] = rate_of(hidden)
-            if RETIME_WITHIN * need <= timed[hidden] * seconds < need:
-                timed[hidden] = max(timed[hidden], rate_of(hidden))
-        return timed[hidden] * seconds >= need
+        size, need, row, _ = BUDGET_SIZES[i]
+        if size not in timed:
+            timed[size] = rate_of(size, train=row)
+            if RETIME_WITHIN * need <= timed[size] * seconds < need:
+                timed[size] = max(timed[size], rate_of(size, train=row))
+        return timed[size] * seconds >= need
 
     def within_reach(i: int) -> bool:  # row i could qualify at row i - 1's (timed) rate
         return i <= largest and timed[BUDGET_SIZES[i - 1][0]] * seconds >= BUDGET_SIZES[i][1]
@@ -210,34 +233,35 @@ def regularisation(exposure: float) -> tuple[float, float, float]:
 def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[..., float]) -> BudgetChoice:
     """The model for a --time budget of ``seconds`` over ``train_chars`` characters of training text.
 
-    ``rate_of(hidden, dropout=(0.0, 0.0))`` measures the characters per
-    second a GRU of that many units trains at on this machine, with that
-    dropout of its outputs and recurrent weights, in batches of
-    :data:`BATCH` streams unless --batch says otherwise (see
-    :func:`measure_rate`); it is called once for each size
-    :func:`choose_size` times. Dropout slows a step, so when the chosen size
-    gets some, it is timed again with that dropout; where it then no longer
-    sees what it needs, the next size down is taken.
+    ``rate_of(size, dropout=(0.0, 0.0), train={})`` measures the characters
+    per second a model of ``size`` (a :class:`Size`) trains at on this
+    machine, with that dropout of its outputs and recurrent weights, in
+    batches of :data:`BATCH` streams or those its row's ``train`` sets,
+    unless --batch and --seq-len say otherwise (see :func:`measure_rate`); it
+    is called once for each size :func:`choose_size` times. Dropout slows a
+    step, so when the chosen size gets some, it is timed again with that
+    dropout; where it then no longer sees what it needs, the next size down
+    is taken.
     """
     largest = largest_row(train_chars, vocab_size)
     i, timed = choose_size(seconds, rate_of, largest)
     while True:
-        hidden, need, row = BUDGET_SIZES[i]
-        if hidden not in timed:  # a size below the first one timed
-            timed[hidden] = rate_of(hidden)
-        rate = timed[hidden]
-        drop = regularisation(exposure_of(rate * seconds, params_of(hidden, vocab_size), train_chars))[:2]
+        size, need, row, _ = BUDGET_SIZES[i]
+        if size not in timed:  # a size below the first one timed
+            timed[size] = rate_of(size, train=row)
+        rate = timed[size]
+        drop = regularisation(exposure_of(rate * seconds, params_of(size, vocab_size), train_chars))[:2]
         if drop == (0.0, 0.0):
             break
-        rate = rate_of(hidden, drop)
+        rate = rate_of(size, drop, train=row)
         if rate * seconds >= need or i == 0:
             break
         i -= 1
     train = {"batch": BATCH, **row}
-    choice = BudgetChoice(hidden, train, rate=rate, chars=rate * seconds, timed=timed, train_chars=train_chars,
-                          largest=BUDGET_SIZES[largest][0])
+    choice = BudgetChoice(size, train, rate=rate, chars=rate * seconds, timed=timed, train_chars=train_chars,
+                          largest=largest)
     choice.passes = rate * seconds / max(train_chars, 1)
-    choice.exposure = exposure_of(choice.chars, params_of(hidden, vocab_size), train_chars)
+    choice.exposure = exposure_of(choice.chars, params_of(size, vocab_size), train_chars)
     train.update(zip(REGULARISATION, regularisation(choice.exposure)))
     train["patience"] = f"{PATIENCE_SHARE * seconds:g}s"
     return choice
@@ -263,23 +287,24 @@ def refit(tcfg: TrainConfig, chars: float, params: int, train_chars: int) -> dic
 
 
 def describe(choice: BudgetChoice) -> str:
-    """The note that names the choice (a model of CELL) and why."""
+    """The note that names the choice and why."""
     extra = "".join(f", {k.replace('_', '-')} {f'{v:g}' if isinstance(v, float) else v}"
                     for k, v in choice.train.items())
-    limit = (f", the largest size for this text (at most {MAX_PARAMS_PER_CHAR:g} parameters per training character)"
-             if choice.hidden == choice.largest < BUDGET_SIZES[-1][0] else "")
-    return (f"{CELL} of {choice.hidden} units{extra}; this machine trains it at ~{choice.rate:,.0f} chars/s: "
+    per_char = BUDGET_SIZES[choice.largest][3]
+    limit = (f", the largest size for this text (at most {per_char:g} parameters per training character)"
+             if choice.size == BUDGET_SIZES[choice.largest][0] and choice.largest < len(BUDGET_SIZES) - 1 else "")
+    return (f"{choice.size}{extra}; this machine trains it at ~{choice.rate:,.0f} chars/s: "
             f"~{choice.chars / 1e6:.1f}M characters, ~{choice.passes:.1f} passes over {choice.train_chars:,} "
             f"training characters{limit}")
 
 
-def measure_rate(by, vocab_size: int, hidden: int, batch: int, seq_len: int, steps: int = 3,
+def measure_rate(by, vocab_size: int, size: Size, batch: int, seq_len: int, steps: int = 3,
                  dropout: tuple[float, float] = (0.0, 0.0)) -> float:
-    """Characters per second of training the budget's cell of ``hidden`` units here: ``steps`` timed steps (after one to
+    """Characters per second of training a model of ``size`` here: ``steps`` timed steps (after one to
     warm up) of gradients from ``by`` (a charrnn.gradients.Gradients for that model and batch) and Adam's
     update, on random text of ``batch`` streams of ``seq_len`` characters, with ``dropout`` (of the outputs,
     of the recurrent weights)."""
-    cfg = ModelConfig(vocab_size=vocab_size, hidden=hidden, cell=CELL)
+    cfg = ModelConfig(vocab_size=vocab_size, **size.shape())
     rng = np.random.default_rng(0)
     params = network.init_params(cfg, rng)
     opt, tcfg = optim.init_state(params, "adam"), TrainConfig()

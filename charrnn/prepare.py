@@ -88,12 +88,14 @@ def _fresh(opts: TrainOptions, corpus: Corpus, seconds: float | None, warn, cali
     shape, tcfg = opts.given(MODEL_FIELDS), TrainConfig(**opts.train_config())
     if seconds is not None and not shape:
         held = 0 if tcfg.val_files else min(int(n * tcfg.val_frac), tcfg.val_max or n)
-        batch = budget.BATCH if opts.batch is None else tcfg.batch
-        B, T = fit_shape(n - held, batch, tcfg.seq_len)  # the streams the model will train on
-        choice = budget.choose(seconds, n - held, vocab.size, lambda hidden, dropout=(0.0, 0.0):
-                               calibrate(vocab.size, hidden, B, T, dropout))
+
+        def rate_of(size, dropout=(0.0, 0.0), train={}):  # on the streams that size would train on
+            batch, seq_len = (train.get(k, default) if getattr(opts, k) is None else getattr(tcfg, k)
+                              for k, default in (("batch", budget.BATCH), ("seq_len", tcfg.seq_len)))
+            return calibrate(vocab.size, size, *fit_shape(n - held, batch, seq_len), dropout)
+        choice = budget.choose(seconds, n - held, vocab.size, rate_of)
         choice.train = {k: v for k, v in choice.train.items() if getattr(opts, k) is None}  # flags win
-        shape, tcfg = {"hidden": choice.hidden, "cell": budget.CELL}, replace(tcfg, **choice.train)
+        shape, tcfg = choice.size.shape(), replace(tcfg, **choice.train)
         tcfg.refit = [k for k in budget.REGULARISATION if k in choice.train]
         warn(f"note: --time {opts.time}: {budget.describe(choice)} (pass --hidden to choose)")
     mcfg = ModelConfig(vocab_size=vocab.size, **shape)
@@ -122,10 +124,10 @@ def _set_keeping(ck: Checkpoint) -> None:
         ck.served, ck.served_kind, ck.served_step = None, "last", None
 
 
-def measure_here(vocab_size: int, hidden: int, batch: int, seq_len: int,
+def measure_here(vocab_size: int, size: budget.Size, batch: int, seq_len: int,
                  dropout: tuple[float, float] = (0.0, 0.0)) -> float:
-    """Characters per second of the budget's cell of ``hidden`` units trained in this process (budget.measure_rate)."""
-    return budget.measure_rate(InProcess(), vocab_size, hidden, batch, seq_len, dropout=dropout)
+    """Characters per second of a model of ``size`` trained in this process (budget.measure_rate)."""
+    return budget.measure_rate(InProcess(), vocab_size, size, batch, seq_len, dropout=dropout)
 
 
 def prepare_run(corpus: Sequence[str], out: str | None, opts: TrainOptions,
@@ -133,7 +135,7 @@ def prepare_run(corpus: Sequence[str], out: str | None, opts: TrainOptions,
                 calibrate: Callable[..., float] = measure_here) -> Run:
     """Check the options, read the corpus and build the checkpoint a run starts from.
 
-    ``calibrate(vocab_size, hidden, batch, seq_len, dropout=(0, 0))`` measures
+    ``calibrate(vocab_size, size, batch, seq_len, dropout=(0, 0))`` measures
     the training rate of a candidate model, with that dropout of its outputs
     and recurrent weights, for the --time budget rule (charrnn.budget).
     """

@@ -61,11 +61,11 @@ class _Calibration:
 
     def __init__(self, workers: int | None, team=None):
         self.workers, self.team, self.kept = workers, team, None  # kept: (key, Gradients)
-        self.chosen: dict = {}  # (hidden, batch) -> (workers, {workers: chars/s}) of each GRU timed both ways
+        self.chosen: dict = {}  # (Size, batch) -> (workers, {workers: chars/s}) of each size timed both ways
 
     def workers_for(self, cfg: ModelConfig, batch: int) -> int | None:
         """The processes to share a batch of ``cfg``'s model: the faster way if it was timed both ways."""
-        return self.chosen[cfg.hidden, batch][0] if (cfg.hidden, batch) in self.chosen else self.workers
+        return self.chosen.get((budget.Size.of(cfg), batch), (self.workers,))[0]
 
     def gradients(self, cfg: ModelConfig, batch: int) -> Gradients:
         """The Gradients for a model of ``cfg`` and ``batch`` streams: the kept one if it fits, else a new one
@@ -83,21 +83,21 @@ class _Calibration:
         """Whether nothing fixes the processes that share a batch."""
         return self.team is None and self.workers is None and environment_workers() is None
 
-    def rate(self, vocab_size: int, hidden: int, batch: int, seq_len: int,
+    def rate(self, vocab_size: int, size: budget.Size, batch: int, seq_len: int,
              dropout: tuple[float, float] = (0.0, 0.0)) -> float:
-        """Characters per second of the budget's cell of ``hidden`` units with ``dropout`` (of its outputs, of its
-        recurrent weights), measured as it would train: on its faster way, once that is known."""
-        cfg = ModelConfig(vocab_size=vocab_size, hidden=hidden, cell=budget.CELL)
+        """Characters per second of a model of ``size`` with ``dropout`` (of its outputs, of its recurrent
+        weights), measured as it would train: on its faster way, once that is known."""
+        cfg = ModelConfig(vocab_size=vocab_size, **size.shape())
         if self.team is not None:  # rank 0 measures alone, one BLAS thread, on its share of the streams
             share = max(1, batch // self.team.size)
-            return budget.measure_rate(InProcess(), vocab_size, hidden, share, seq_len, dropout=dropout) * batch / share
+            return budget.measure_rate(InProcess(), vocab_size, size, share, seq_len, dropout=dropout) * batch / share
         by = self.gradients(cfg, batch)
-        rate = budget.measure_rate(by, vocab_size, hidden, batch, seq_len, dropout=dropout)
-        if by.size == 1 or not self.may_choose() or (hidden, batch) in self.chosen:
+        rate = budget.measure_rate(by, vocab_size, size, batch, seq_len, dropout=dropout)
+        if by.size == 1 or not self.may_choose() or (size, batch) in self.chosen:
             return rate
-        rates = {by.size: rate, 1: budget.measure_rate(InProcess(), vocab_size, hidden, batch, seq_len,
+        rates = {by.size: rate, 1: budget.measure_rate(InProcess(), vocab_size, size, batch, seq_len,
                                                        dropout=dropout)}
-        self.chosen[hidden, batch] = (max(rates, key=rates.get), rates)
+        self.chosen[size, batch] = (max(rates, key=rates.get), rates)
         return max(rates.values())
 
     def close(self) -> None:
@@ -108,7 +108,8 @@ class _Calibration:
 
 def _way_note(cfg: ModelConfig, rates: dict) -> str:
     n = max(rates)
-    return (f"note: {cfg.cell}-{cfg.hidden} trains faster here in one process with its BLAS threads than on "
+    layers = f" x {cfg.layers} layers" if cfg.layers > 1 else ""
+    return (f"note: {cfg.cell}-{cfg.hidden}{layers} trains faster here in one process with its BLAS threads than on "
             f"{n} workers (~{rates[1]:,.0f} against ~{rates[n]:,.0f} chars/s); it trains that way "
             f"(pass --workers to choose)")
 
@@ -125,8 +126,8 @@ def _prepared_and_gradients(paths: list[str], out: str | None, opts, note) -> tu
             return team.broadcast_run(lambda: prepare_run(paths, out, opts, note, calibration.rate)), team
         prepared = prepare_run(paths, out, opts, note, calibration.rate)
         cfg, tcfg, batch = prepared.ck.model_config, prepared.ck.train_config, prepared.streams.batch
-        if (cfg.hidden, batch) in calibration.chosen:  # a budget timed this model both ways
-            workers, rates = calibration.chosen[cfg.hidden, batch]
+        if (budget.Size.of(cfg), batch) in calibration.chosen:  # a budget timed this model both ways
+            workers, rates = calibration.chosen[budget.Size.of(cfg), batch]
             tcfg.one_process = workers == 1
             if tcfg.one_process:
                 note(_way_note(cfg, rates))

@@ -5,7 +5,7 @@ import pytest
 
 import charrnn
 from charrnn import budget, checkpoint, network
-from charrnn.budget import BUDGET_SIZES, choose, choose_size, params_of
+from charrnn.budget import BUDGET_SIZES, Size, choose, choose_size, params_of
 from charrnn.config import TrainConfig
 
 from conftest import CORPORA, ROOT
@@ -30,13 +30,17 @@ def documented(name: str) -> list[tuple]:
 
 # Characters per second of each size against a GRU-512's on two machines of this kind (docs/quality.md), for stubs
 # of the measurement: the rule measures each size it considers, so these only make the stub machines realistic.
-ONE = {128: 5.9, 256: 2.3, 384: 1.84, 512: 1.0, 768: 0.48, 1024: 0.26}
-OTHER = {128: 8.7, 256: 3.3, 384: 1.6, 512: 1.0, 768: 0.30, 1024: 0.17}
+# The two-layer scaled GRU on its 16 x 256 chunks: 0.61 of the GRU-512's budget speed here, twenty minutes each.
+MGRU = Size(384, 2, "mgru")
+ONE = {Size(128): 5.9, Size(256): 2.3, Size(384): 1.84, Size(512): 1.0, MGRU: 0.61, Size(768): 0.48, Size(1024): 0.26}
+OTHER = {Size(128): 8.7, Size(256): 3.3, Size(384): 1.6, Size(512): 1.0, MGRU: 0.5, Size(768): 0.30,
+         Size(1024): 0.17}
+GRU = {h: Size(h) for h in (128, 256, 384, 512, 768, 1024)}
 
 
 def machine(rate_512: float, relative=ONE):
     """A stub for measuring: a machine that trains a GRU-512 at ``rate_512`` chars/s."""
-    return lambda hidden, dropout=(0.0, 0.0): rate_512 * relative[hidden]
+    return lambda size, dropout=(0.0, 0.0), train={}: rate_512 * relative[size]
 
 
 def documented_sizes() -> list[tuple[str, float]]:
@@ -44,90 +48,106 @@ def documented_sizes() -> list[tuple[str, float]]:
     return [(what, float(need.rstrip("M")) * 1e6 if need.endswith("M") else 0.0) for what, need in table("budget-sizes")]
 
 
+def documented_size(what: str) -> Size:
+    """The Size a row of the budget-sizes table names: GRU-512, or mgru-2x384 for two scaled-GRU layers of 384."""
+    cell, layers, hidden = re.match(r"(m?gru)-(?:(\d+)x)?(\d+)", what, re.IGNORECASE).groups()
+    return Size(int(hidden), int(layers or 1), cell.lower())
+
+
 def test_the_documented_sizes_are_what_the_rule_chooses():
     rows = documented_sizes()
-    assert [w for w, _ in rows] == ["GRU-128, learning rate 4e-3", "GRU-256", "GRU-384", "GRU-512", "GRU-768",
-                                    "GRU-1024"]
-    assert [(int(re.search(r"GRU-(\d+)", w).group(1)), need) for w, need in rows] == \
-           [(h, need) for h, need, _ in BUDGET_SIZES]
+    assert [w for w, _ in rows] == ["GRU-128, learning rate 4e-3", "GRU-256", "GRU-384", "GRU-512",
+                                    "mgru-2x384, 16 streams of 256 characters, 2% held out", "GRU-768", "GRU-1024"]
+    assert [(documented_size(w), need) for w, need in rows] == [(size, need) for size, need, _, _ in BUDGET_SIZES]
+    assert BUDGET_SIZES[4][2] == {"batch": 16, "seq_len": 256, "val_frac": 0.02}
     needs = [need for _, need in rows]
     assert needs == sorted(needs)  # so the sizes that qualify are the first rows, and the walk finds the last
     for relative in (ONE, OTHER):
-        for i, (hidden, need, row) in enumerate(BUDGET_SIZES):
+        for i, (size, need, row, _) in enumerate(BUDGET_SIZES):
             for seconds in (30, 1200):  # the first guess is the smallest size, or GRU-512 over a minute
                 for margin, want in ((1.01, i), (0.99, i - 1)):
                     if want < 0:
                         continue
-                    rate_512 = margin * need / (relative[hidden] * seconds) if need else 1.0
+                    rate_512 = margin * need / (relative[size] * seconds) if need else 1.0
                     got = choose(seconds, 10**9, 65, machine(rate_512, relative))
-                    assert got.hidden == BUDGET_SIZES[want][0], (hidden, seconds, margin)
-                    assert got.chars == pytest.approx(rate_512 * relative[got.hidden] * seconds)
-                    assert got.rate == got.timed[got.hidden] and ("lr" in got.train) == ("lr" in BUDGET_SIZES[want][2])
+                    assert got.size == BUDGET_SIZES[want][0], (size, seconds, margin)
+                    assert got.chars == pytest.approx(rate_512 * relative[got.size] * seconds)
+                    assert got.rate == got.timed[got.size]
+                    assert {k: got.train[k] for k in BUDGET_SIZES[want][2]} == BUDGET_SIZES[want][2]
 
 
 def test_each_size_is_timed_once_and_only_those_the_walk_reaches():
     calls = []
-    rate_of = lambda hidden: calls.append(hidden) or 10_000.0 * OTHER[hidden]  # noqa: E731
-    assert BUDGET_SIZES[choose_size(3600, rate_of)[0]][0] == 512 and calls == [512, 768]  # 36M, then 10.8M of its 20M
+    rate_of = lambda size, train: calls.append(size) or 10_000.0 * OTHER[size]  # noqa: E731
+    # an hour: 36M, then 18M of the two-layer row's 10M; no GRU-768 sees its 40M at 18M
+    assert BUDGET_SIZES[choose_size(3600, rate_of)[0]][0] == MGRU and calls == [GRU[512], MGRU]
     calls.clear()
-    assert BUDGET_SIZES[choose_size(300, rate_of)[0]][0] == 384 and calls == [512, 384]  # 3M of 4.5M, then 4.8M
+    assert BUDGET_SIZES[choose_size(300, rate_of)[0]][0] == GRU[384] and calls == [GRU[512], GRU[384]]  # 3M of 4.5M, 4.8M
     calls.clear()
-    assert BUDGET_SIZES[choose_size(500, rate_of)[0]][0] == 512 and calls == [512]  # 5M: no GRU-768 sees 20M
+    assert BUDGET_SIZES[choose_size(500, rate_of)[0]][0] == GRU[512] and calls == [GRU[512]]  # 5M: none sees 10M
     calls.clear()
-    assert BUDGET_SIZES[choose_size(20, rate_of)[0]][0] == 128 and calls == [128]  # 1.7M: no GRU-256 sees 3.5M
+    assert BUDGET_SIZES[choose_size(20, rate_of)[0]][0] == GRU[128] and calls == [GRU[128]]  # 1.7M of 3.5M
     calls.clear()
-    assert BUDGET_SIZES[choose_size(60, rate_of)[0]][0] == 128 and calls == [128, 256]  # 5.2M, then 2.0M of 3.5M
+    assert BUDGET_SIZES[choose_size(60, rate_of)[0]][0] == GRU[128] and calls == [GRU[128], GRU[256]]  # 5.2M, 2.0M
+
+
+def test_each_size_is_timed_on_the_streams_its_row_trains_on():
+    rows = []
+    choose_size(3600, lambda size, train: rows.append((size, train)) or 1e6)
+    assert dict(rows)[MGRU] == {"batch": 16, "seq_len": 256, "val_frac": 0.02} and dict(rows)[GRU[512]] == {}
 
 
 def test_a_size_timed_just_short_of_its_need_is_timed_again_and_keeps_the_faster_timing():
-    need = dict((h, n) for h, n, _ in BUDGET_SIZES)[512]
+    need = dict((s, n) for s, n, _, _ in BUDGET_SIZES)[GRU[512]]
     for first, second, want in ((0.75, 1.1, 512), (0.75, 0.8, 384), (0.5, 1.1, 384)):
         calls = []
 
-        def rate_of(hidden, _=None):  # a GRU-512 timed in a moment of load, then again
-            calls.append(hidden)
-            share = (first if calls.count(512) == 1 else second) if hidden == 512 else 1.0
-            return share * need / 300 if hidden == 512 else 10 * need / 300
+        def rate_of(size, train):  # a GRU-512 timed in a moment of load, then again
+            calls.append(size.hidden)
+            share = (first if calls.count(512) == 1 else second) if size == GRU[512] else 1.0
+            return share * need / 300 if size == GRU[512] else 10 * need / 300
         i, timed = choose_size(300, rate_of)
-        assert BUDGET_SIZES[i][0] == want, (first, second)
+        assert BUDGET_SIZES[i][0] == GRU[want], (first, second)
         assert calls[:2] == ([512, 512] if first >= budget.RETIME_WITHIN else [512, 384])
-        assert timed[512] == max(first, second if first >= budget.RETIME_WITHIN else 0) * need / 300
+        assert timed[GRU[512]] == max(first, second if first >= budget.RETIME_WITHIN else 0) * need / 300
 
 
 def test_a_size_that_trains_slower_here_than_elsewhere_is_not_chosen():
-    """The same GRU-512 speed, twenty minutes: where a GRU-768 keeps 0.48 of its speed it sees 23M characters
-    and is chosen; where it keeps 0.30 it would see 14.4M, too few to beat the GRU-512's 48M."""
-    one, other = choose(1200, 1_400_000, 65, machine(40_000, ONE)), choose(1200, 1_400_000, 65, machine(40_000, OTHER))
-    assert (one.hidden, other.hidden) == (768, 512)
-    assert other.timed[768] == pytest.approx(40_000 * OTHER[768]) and other.chars == pytest.approx(40_000 * 1200)
+    """The same GRU-512 speed, an hour: where a GRU-768 keeps 0.48 of its speed it sees 52M characters and is
+    chosen; where it keeps 0.30 it would see 32M, too few to beat the two-layer row's 54M."""
+    one, other = choose(3600, 1_400_000, 65, machine(30_000, ONE)), choose(3600, 1_400_000, 65, machine(30_000, OTHER))
+    assert (one.size, other.size) == (GRU[768], MGRU)
+    assert other.timed[GRU[768]] == pytest.approx(30_000 * OTHER[GRU[768]])
+    assert other.chars == pytest.approx(30_000 * OTHER[MGRU] * 3600)
 
 
 def test_a_size_its_dropout_slows_below_its_need_gives_way_to_the_next_one_down():
-    rate_of = machine(40_000, ONE)  # twenty minutes: a GRU-768 sees 23M of its 20M without dropout
+    rate_of = machine(40_000, ONE)  # twenty minutes: the two-layer row sees 29M of its 10M without dropout
     plain = choose(1200, 1_400_000, 65, rate_of)
     drop = budget.regularisation(plain.exposure)[:2]
-    assert plain.hidden == 768 and drop != (0.0, 0.0) and (plain.train["dropout"], plain.train["weight_drop"]) == drop
+    assert plain.size == MGRU and drop != (0.0, 0.0) and (plain.train["dropout"], plain.train["weight_drop"]) == drop
     calls = []
 
     def slowed(share):  # the machine of rate_of, where a step with dropout takes 1/share as long
-        def rate(hidden, dropout=(0.0, 0.0)):
+        def rate(size, dropout=(0.0, 0.0), train={}):
             if dropout == (0.0, 0.0):
-                return rate_of(hidden)
-            calls.append((hidden, *dropout))
-            return rate_of(hidden) * share
+                return rate_of(size)
+            calls.append((size, *dropout))
+            return rate_of(size) * share
         return rate
 
-    keep = choose(1200, 1_400_000, 65, slowed(0.95))  # 21.9M with its dropout: still enough
-    assert keep.hidden == 768 and keep.rate == pytest.approx(0.95 * 40_000 * ONE[768]) and calls == [(768, *drop)]
+    keep = choose(1200, 1_400_000, 65, slowed(0.5))  # 14.6M with its dropout: still enough
+    assert keep.size == MGRU and keep.rate == pytest.approx(0.5 * 40_000 * ONE[MGRU]) and calls == [(MGRU, *drop)]
     assert keep.chars == pytest.approx(keep.rate * 1200)
     calls.clear()
-    down = choose(1200, 1_400_000, 65, slowed(0.8))  # 18.4M: too few, so GRU-512, timed with its own
-    down_drop = budget.regularisation(budget.exposure_of(40_000 * 1200, params_of(512, 65), 1_400_000))[:2]
-    assert down.hidden == 512 and calls == [(768, *drop), (512, *down_drop)]
-    assert down.rate == pytest.approx(0.8 * 40_000)
+    down = choose(1200, 1_400_000, 65, slowed(0.3))  # 8.8M: too few, so GRU-512, timed with its own
+    down_drop = budget.regularisation(budget.exposure_of(40_000 * 1200, params_of(GRU[512], 65), 1_400_000))[:2]
+    assert down.size == GRU[512] and calls == [(MGRU, *drop), (GRU[512], *down_drop)]
+    assert down.rate == pytest.approx(0.3 * 40_000)
     assert (down.train["dropout"], down.train["weight_drop"], down.train["weight_decay"]) == \
         budget.regularisation(down.exposure) != (0.0, 0.0, 0.0)
-    assert choose(1200, 10**9, 65, slowed(0.5)).hidden == 768 and calls[-1] == (512, *down_drop)  # no dropout
+    assert "batch" in down.train and "seq_len" not in down.train  # the GRU's own row, not the two-layer row's
+    assert choose(1200, 10**9, 65, slowed(0.3)).size == MGRU and calls[-1] == (GRU[512], *down_drop)  # no dropout
 
 
 def test_the_documented_regularisation_is_what_the_exposure_gives():
@@ -135,8 +155,8 @@ def test_the_documented_regularisation_is_what_the_exposure_gives():
     assert rows == list(budget.EXPOSURE_REGULARISATION)
     # an hour of a GRU-512 (88M characters) on a machine where no larger size sees what it needs, so that texts
     # long enough for a GRU-512 (MAX_PARAMS_PER_CHAR) reach every row
-    rate, seconds, params = 24_500.0, 3600, params_of(512, 65)
-    slow_large = {**ONE, 768: 0.01, 1024: 0.01}
+    rate, seconds, params = 24_500.0, 3600, params_of(GRU[512], 65)
+    slow_large = {**ONE, MGRU: 0.01, GRU[768]: 0.01, GRU[1024]: 0.01}
     lower = 0.0
     for limit, *regularisation in rows:
         for exposure in (lower + 0.01, min(limit - 0.01, lower + 50)):
@@ -144,7 +164,7 @@ def test_the_documented_regularisation_is_what_the_exposure_gives():
             # the second factor at least 1, so for a text longer than its parameters, rate x seconds / n
             n = int(round(max(rate * seconds / exposure, (rate * seconds * params / exposure) ** 0.5)))
             got = choose(seconds, n, 65, machine(rate, slow_large))
-            assert got.hidden == 512 and got.exposure == pytest.approx(exposure, rel=1e-4)
+            assert got.size == GRU[512] and got.exposure == pytest.approx(exposure, rel=1e-4)
             assert [got.train[k] for k in ("dropout", "weight_drop", "weight_decay")] == regularisation, exposure
         lower = limit
 
@@ -154,50 +174,55 @@ def test_a_text_read_often_is_regularised_by_a_model_smaller_than_it_but_not_by_
     counted as one per character, exposure 9.2, past the first row. The 30-second quick start's GRU-128 reads the
     277k characters of the recipes 19 times at 0.29 per character: exposure 5.5, as measured, and no dropout."""
     train_chars = 2_438_125
-    params = params_of(512, 96)
+    params = params_of(GRU[512], 96)
     assert params / train_chars < 0.5
     assert budget.exposure_of(9.2 * train_chars, params, train_chars) == pytest.approx(9.2)
     assert budget.regularisation(budget.exposure_of(9.2 * train_chars, params, train_chars)) == (0.1, 0.15, 0.03)
     assert budget.regularisation(budget.exposure_of(2 * train_chars, params, train_chars)) == (0.0, 0.0, 0.0)
-    small = params_of(128, 64)
-    assert small < budget.FULL_EXPOSURE_PARAMS <= params_of(256, 64)
+    small = params_of(GRU[128], 64)
+    assert small < budget.FULL_EXPOSURE_PARAMS <= params_of(GRU[256], 64)
     assert budget.exposure_of(19 * 277_293, small, 277_293) == pytest.approx(19 * small / 277_293)
     assert budget.regularisation(budget.exposure_of(19 * 277_293, small, 277_293)) == (0.0, 0.0, 0.0)
 
 
 def test_a_text_gets_no_size_with_more_parameters_per_character_than_it_supports():
     """However fast the machine, the 277k training characters of the recipes get at most a GRU-256 (0.93
-    parameters per character; a GRU-384 has 1.9), tiny-shakespeare's 903k at most a GRU-512 (1.02; a GRU-768 has
-    2.2), and a text too short for a GRU-256 still gets the smallest size. Sizes above the limit are not timed."""
+    parameters per character; a GRU-384 has 1.9), tiny-shakespeare's 903k at most the two scaled-GRU layers (2.16
+    per character, within their row's 2.2; a GRU-768 has 2.2, over its row's 1.5), and a text too short for a
+    GRU-256 still gets the smallest size. Sizes above the limit are not timed."""
     calls = []
 
-    def fast(hidden, dropout=(0.0, 0.0)):  # a machine that shows every size far more than it needs
-        calls.append(hidden)
-        return 1e6 * ONE[hidden]
+    def fast(size, dropout=(0.0, 0.0), train={}):  # a machine that shows every size far more than it needs
+        calls.append(size)
+        return 1e6 * ONE[size]
 
-    assert params_of(256, 58) <= budget.MAX_PARAMS_PER_CHAR * 277_293 < params_of(384, 58)
+    assert params_of(GRU[256], 58) <= budget.MAX_PARAMS_PER_CHAR * 277_293 < params_of(GRU[384], 58)
     recipes = choose(180, 277_293, 58, fast)
-    assert recipes.hidden == 256 and max(calls) == 256
+    assert recipes.size == GRU[256] and set(calls) <= {GRU[128], GRU[256]}
     calls.clear()
-    assert choose(1200, 903_468, 65, fast).hidden == 512 and max(calls) == 512
+    shakespeare = choose(1200, 903_468, 65, fast)
+    assert shakespeare.size == MGRU and GRU[768] not in calls and GRU[1024] not in calls
+    assert params_of(MGRU, 65) / 903_468 == pytest.approx(2.16, abs=0.005)
     calls.clear()
-    assert choose(1200, 50_000, 65, fast).hidden == 128 and max(calls) == 128
+    assert choose(1200, 50_000, 65, fast).size == GRU[128] and set(calls) == {GRU[128]}
     every = choose(1200, 10**9, 65, fast)
-    assert every.hidden == 1024  # a text this long supports every size
-    limited = "the largest size for this text (at most 1.5 parameters per training character)"
-    assert limited in budget.describe(recipes) and limited not in budget.describe(every)
+    assert every.size == GRU[1024]  # a text this long supports every size
+    limited = "the largest size for this text (at most {} parameters per training character)"
+    assert limited.format("1.5") in budget.describe(recipes) and "largest size" not in budget.describe(every)
+    assert limited.format("2.2") in budget.describe(shakespeare)
+    assert budget.describe(shakespeare).startswith("mgru of 384 units x 2 layers, batch 16, seq-len 256, val-frac 0.02")
     slow = choose(180, 277_293, 58, machine(5_000))  # too slow to show a GRU-256 its 3.5M
-    assert slow.hidden == 128 and limited not in budget.describe(slow)
+    assert slow.size == GRU[128] and "largest size" not in budget.describe(slow)
 
 
 def test_a_slower_machine_chooses_as_for_fewer_passes():
-    fast = choose(600, 1_400_000, 65, machine(80_000))  # ten minutes here: a GRU-768 sees 23M
-    slow = choose(600, 1_400_000, 65, machine(40_000))  # ten minutes at half the speed
-    five = choose(300, 1_400_000, 65, machine(80_000))  # five minutes here
-    assert (fast.hidden, slow.hidden) == (768, 512)
-    same = lambda c: (c.hidden, {k: v for k, v in c.train.items() if k != "patience"})  # noqa: E731
+    fast = choose(600, 1_400_000, 65, machine(40_000))  # ten minutes here: the two-layer row sees 14.6M of 10M
+    slow = choose(600, 1_400_000, 65, machine(20_000))  # ten minutes at half the speed: 7.3M
+    five = choose(300, 1_400_000, 65, machine(40_000))  # five minutes here
+    assert (fast.size, slow.size) == (MGRU, GRU[512])
+    same = lambda c: (c.size, {k: v for k, v in c.train.items() if k != "patience"})  # noqa: E731
     assert slow.passes == pytest.approx(five.passes) and same(slow) == same(five)
-    assert slow.passes < fast.passes * ONE[512] / ONE[768]
+    assert slow.passes < fast.passes
     assert fast.train["patience"] == slow.train["patience"] == "150s"  # a quarter of the budget
 
 
@@ -206,19 +231,19 @@ def test_a_run_measures_its_machine_before_choosing(tmp_path, monkeypatch):
     seen = []
 
     def stub(rate):
-        monkeypatch.setattr(budget, "measure_rate", lambda by, vocab_size, hidden, batch, seq_len, steps=3, dropout=(0, 0):
-                            rate * ONE[hidden])
+        monkeypatch.setattr(budget, "measure_rate", lambda by, vocab_size, size, batch, seq_len, steps=3, dropout=(0, 0):
+                            rate * ONE[size])
 
-    for name, rate, hidden in (("slow", 1_000, 128), ("fast", 2e7, 256)):  # the recipes support a GRU-256 at most
+    for name, rate, size in (("slow", 1_000, GRU[128]), ("fast", 2e7, GRU[256])):  # the recipes: a GRU-256 at most
         stub(rate)
         notes = []
         out = tmp_path / f"{name}.npz"
         charrnn.train(CORPORA / "pantry.txt", out, time="3s", workers=1, on_note=notes.append, steps=2)
         note = next(n for n in notes if n.startswith("note: --time 3s"))
-        assert f"gru of {hidden} units" in note and f"~{rate * ONE[hidden]:,.0f}" \
+        assert f"gru of {size.hidden} units" in note and f"~{rate * ONE[size]:,.0f}" \
                " chars/s" in note
         ck = checkpoint.load(str(out))
-        assert ck.model_config.hidden == hidden and ck.train_config.patience == "0.75s"
+        assert budget.Size.of(ck.model_config) == size and ck.train_config.patience == "0.75s"
         seen.append((ck.train_config.dropout, ck.train_config.weight_drop))
     assert seen[1] >= seen[0] and seen[1] != (0, 0)  # the faster machine reads the little text more often
 
@@ -226,7 +251,7 @@ def test_a_run_measures_its_machine_before_choosing(tmp_path, monkeypatch):
 def test_the_measurement_is_a_real_rate(tmp_path):
     from charrnn.gradients import InProcess
 
-    rate = budget.measure_rate(InProcess(), 65, 64, 8, 16)
+    rate = budget.measure_rate(InProcess(), 65, Size(64), 8, 16)
     assert 1_000 < rate < 1e8
 
 
@@ -248,7 +273,7 @@ def test_a_budget_measures_and_trains_on_its_own_batch_unless_batch_is_given(tmp
     corpus.write_text("the quick brown fox jumps over the lazy dog\n" * 250)
     for given, want in ((None, budget.BATCH), (16, 16)):
         measured = []
-        monkeypatch.setattr(budget, "measure_rate", lambda by, vocab_size, hidden, batch, seq_len, steps=3, dropout=(0, 0):
+        monkeypatch.setattr(budget, "measure_rate", lambda by, vocab_size, size, batch, seq_len, steps=3, dropout=(0, 0):
                             measured.append(batch) or 50_000.0)
         flags = {} if given is None else {"batch": given}
         out = tmp_path / f"b{want}.npz"
@@ -259,7 +284,7 @@ def test_a_budget_measures_and_trains_on_its_own_batch_unless_batch_is_given(tmp
 
 
 def test_refit_sets_what_the_reached_exposure_gives_to_the_fields_the_budget_chose_once():
-    params, n = params_of(512, 65), 903_468
+    params, n = params_of(GRU[512], 65), 903_468
     tcfg = TrainConfig(dropout=0.1, weight_drop=0.15, weight_decay=0.03, refit=["dropout", "weight_decay"])
     low = budget.exposure_of(5e6, params, n)  # the run turned out slower: under the first row's limit
     assert low < budget.EXPOSURE_REGULARISATION[0][0]
@@ -277,7 +302,7 @@ def test_refit_sets_what_the_reached_exposure_gives_to_the_fields_the_budget_cho
 def test_a_run_faster_than_its_timing_refits_its_dropout_to_the_exposure_it_reaches(tmp_path, monkeypatch):
     """The timing is stubbed to a crawl, so the budget gives no dropout; the run itself trains a small GRU on a
     1,000-character text far faster, reads it hundreds of times, and takes the last row's regularisation."""
-    monkeypatch.setattr(budget, "measure_rate", lambda by, vocab_size, hidden, batch, seq_len, steps=3,
+    monkeypatch.setattr(budget, "measure_rate", lambda by, vocab_size, size, batch, seq_len, steps=3,
                         dropout=(0, 0): 1.0)
     notes = []
     out = tmp_path / "home.npz"
@@ -289,31 +314,45 @@ def test_a_run_faster_than_its_timing_refits_its_dropout_to_the_exposure_it_reac
     ck = checkpoint.load(str(out))
     tcfg = ck.train_config
     assert (tcfg.dropout, tcfg.weight_drop, tcfg.weight_decay, tcfg.refit) == (0.3, 0.3, 0.03, [])
-    assert ck.model_config.cell == budget.CELL == "gru"
+    assert budget.Size.of(ck.model_config) == GRU[128]
 
 
-def test_the_budget_times_and_trains_its_one_cell(tmp_path, monkeypatch):
-    """budget.CELL is the cell every timing measures, the note names, the run trains and the limit counts."""
-    seen = []
+@pytest.mark.parametrize("flags", [{}, {"seq_len": 128}])
+def test_a_long_budget_on_a_long_text_trains_the_two_layer_row_on_its_chunks(tmp_path, monkeypatch, flags):
+    """Timed fast enough, twenty minutes over a text long enough for it take two scaled-GRU layers: timed on
+    16 streams of 256 characters (or the --seq-len given), and trained so with 2% of the text held out."""
+    timed, seen = [], []
+
+    def rate(by, vocab_size, size, batch, seq_len, steps=3, dropout=(0, 0)):
+        timed.append((size, batch, seq_len))
+        return 20_000.0 * ONE[size]
 
     class Recording:  # a Gradients that computes in this process and notes the model it was asked for
         def loss_and_grads(self, params, cfg, *args):
-            seen.append(cfg.cell)
+            seen.append(budget.Size.of(cfg))
             return network.loss_and_grads(params, cfg, *args)
 
-    monkeypatch.setattr(budget, "CELL", "mgru")
-    assert budget.measure_rate(Recording(), 20, 16, 4, 8) > 0 and set(seen) == {"mgru"}
+    assert budget.measure_rate(Recording(), 20, Size(16, 2, "mgru"), 4, 8) > 0 and set(seen) == {Size(16, 2, "mgru")}
+    monkeypatch.setattr(budget, "measure_rate", rate)
+    corpus = tmp_path / "long.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog\n" * 22_000)  # 968,000 characters
     notes = []
     out = tmp_path / "m.npz"
-    charrnn.train(CORPORA / "pantry.txt", out, time="3s", workers=1, steps=2, on_note=notes.append)
-    assert any("note: --time 3s: mgru of 128 units" in n for n in notes), notes
+    charrnn.train(corpus, out, time="20m", workers=1, steps=1, on_note=notes.append, **flags)
+    seq_len = flags.get("seq_len", 256)
+    assert (MGRU, 16, seq_len) in timed and timed[0] == (GRU[512], 32, flags.get("seq_len", 64))
+    note = next(n for n in notes if n.startswith("note: --time 20m"))
+    assert note.startswith(f"note: --time 20m: mgru of 384 units x 2 layers, batch 16, {'' if flags else 'seq-len 256, '}"
+                           "val-frac 0.02, dropout"), note
     ck = checkpoint.load(str(out))
-    assert ck.model_config.cell == "mgru" and ck.params["W_ax.0"].shape[1] == 6 * 128
-    assert params_of(128, ck.model_config.vocab_size) == sum(p.size for p in ck.params.values())
+    assert budget.Size.of(ck.model_config) == MGRU and ck.params["W_ax.1"].shape == (384, 6 * 384)
+    tcfg = ck.train_config
+    assert (tcfg.batch, tcfg.seq_len, tcfg.val_frac) == (16, seq_len, 0.02)
+    assert params_of(MGRU, ck.model_config.vocab_size) == sum(p.size for p in ck.params.values())
 
 
 def test_a_flag_given_on_resume_is_not_refitted(tmp_path, monkeypatch):
-    monkeypatch.setattr(budget, "measure_rate", lambda by, vocab_size, hidden, batch, seq_len, steps=3,
+    monkeypatch.setattr(budget, "measure_rate", lambda by, vocab_size, size, batch, seq_len, steps=3,
                         dropout=(0, 0): 1.0)
     out = tmp_path / "home.npz"
     charrnn.train(CORPORA / "home.txt", out, time="2s", workers=1, steps=3)  # stopped before any re-fit

@@ -28,9 +28,10 @@ def stub_rates(monkeypatch, here_share: float) -> list:
     processes, dropout) of each call."""
     calls = []
 
-    def rate(by, vocab_size, hidden, batch, seq_len, steps=3, dropout=(0.0, 0.0)):
-        calls.append((hidden, by.size, tuple(dropout)))
-        return GRU_512 * POOL[hidden] * (here_share if isinstance(by, InProcess) else 1.0)
+    def rate(by, vocab_size, size, batch, seq_len, steps=3, dropout=(0.0, 0.0)):
+        assert (size.cell, size.layers) == ("gru", 1)  # the text is too short for the two-layer row
+        calls.append((size.hidden, by.size, tuple(dropout)))
+        return GRU_512 * POOL[size.hidden] * (here_share if isinstance(by, InProcess) else 1.0)
 
     monkeypatch.setattr(budget, "measure_rate", rate)
     return calls
