@@ -18,7 +18,8 @@ characters that size would *see* in the budget here. Two measured tables
   measured elsewhere: how much slower a larger model trains differs from
   machine to machine (a GRU-768 against a GRU-512: 0.48 on one, 0.30 on
   another). No size above the smallest is taken for a text with fewer
-  training characters than its parameters / its row's limit;
+  training characters than its parameters / its row's limit, and the
+  two-layer size only for a text too short for the larger GRUs;
 * the regularisation, from the *exposure* the chosen model will get here:
   the passes it will make over the training text at its own measured speed,
   times its parameters per training character (at least one, for all but
@@ -49,7 +50,6 @@ import numpy as np
 
 from charrnn import network, optim
 from charrnn.config import REGULARISATION, ModelConfig, TrainConfig
-
 
 
 @dataclass(frozen=True)
@@ -84,28 +84,30 @@ RETIME_WITHIN = 0.7
 # better than a GRU-512 (1.02) in any twenty-minute run, nor at about the same characters (1.4359 at 12.4M,
 # against 1.4327 at 11.3M). On the recipes (277,293) three minutes of a GRU-384 (1.9) ended behind one minute of
 # a GRU-256 (0.93) in both runs (+0.0004, +0.0006), and a GRU-256's ahead (-0.0018, -0.0016; docs/quality.md).
-# The two-layer row has its own limit: it has 2.16 per character on tiny-shakespeare and beat the GRU-512 there.
 MAX_PARAMS_PER_CHAR = 1.5
 # Each row: (the model, the characters it must see to beat the row before, training defaults the budget changes,
-# the most parameters per training character of a text it is taken for). Held-out loss on tiny-shakespeare's last
+# (fewest, most) parameters per training character of a text it is taken for). Held-out loss on tiny-shakespeare's last
 # 10% (docs/quality.md): GRU-384 lost to GRU-256 at 2.4M characters against 4.7M (1.5444, 1.5239), ended behind
 # GRU-256's 8.8M at 3.9M (1.4897, 1.4874), and won at 4.1M against 8.2M (1.4814, 1.4885) and at 4.8M against 8.8M
 # (1.4716, 1.4874); GRU-512 won against GRU-384 at 6.1M against 9.9M (1.4481, 1.4663). The needs of GRU-256 and
 # -512 are the sizes tables' limits in characters a GRU-512 sees on the 190 GFLOP/s machine (1.5M, 4.5M), in each
 # size's own characters at that machine's speeds (2.3 and 1 times a GRU-512's). With weight decay a GRU-512 keeps
-# gaining past 10M (1.4352 at 10.4M, 1.4228 at 29.5M); twenty minutes gave 1.4186 and 1.4167 (20.8M, 23.8M),
-# where two scaled-GRU layers of 384 on 16 streams of 256 characters, 2% held out, gave 1.4086 and 1.4121 (12.7M,
-# 11.9M; 1.4139 on 32 x 64 with 10% held out): they see more of a speaker's previous line. Ten minutes would show
-# them ~6M, not measured; their need, 10M, is set between. GRU-768 gave 1.431 at 20M and GRU-1024 1.433 at 10.6M,
-# behind that, so their needs are set above anything measured (40M, 60M), not measured.
+# gaining past 10M (1.4352 at 10.4M, 1.4228 at 29.5M), and twenty minutes of a GRU-768 lost to it (1.4360 at
+# 11.6M), so a GRU-768 needs 20M, where it gave 1.431 without decay; GRU-1024's 30M is set above, not measured.
+# On a text too short for a GRU-768 (over 1.5 parameters per character), two scaled-GRU layers of 384 on 16
+# streams of 256 characters, 2% held out, take its place: in twenty minutes on tiny-shakespeare they gave
+# 1.4086, 1.4121 and 1.4101 (12.7M, 11.9M, 12.4M) where a GRU-512 gave 1.4186 and 1.4167 (20.8M, 23.8M): they
+# see more of a speaker's previous line. On the 2.7M training characters of the standard library (0.75 per
+# character) they gave 1.2498 where a GRU-512 gave 1.2131. Their need, 10M, lies below the 12M twenty minutes
+# showed them and above the ~6M ten would (not measured).
 BUDGET_SIZES = (
-    (Size(128), 0.0, {"lr": 4e-3}, float("inf")),
-    (Size(256), 3.5e6, {}, MAX_PARAMS_PER_CHAR),
-    (Size(384), 4.0e6, {}, MAX_PARAMS_PER_CHAR),
-    (Size(512), 4.5e6, {}, MAX_PARAMS_PER_CHAR),
-    (Size(384, 2, "mgru"), 1.0e7, {"batch": 16, "seq_len": 256, "val_frac": 0.02}, 2.2),
-    (Size(768), 4.0e7, {}, MAX_PARAMS_PER_CHAR),
-    (Size(1024), 6.0e7, {}, MAX_PARAMS_PER_CHAR),
+    (Size(128), 0.0, {"lr": 4e-3}, (0.0, float("inf"))),
+    (Size(256), 3.5e6, {}, (0.0, MAX_PARAMS_PER_CHAR)),
+    (Size(384), 4.0e6, {}, (0.0, MAX_PARAMS_PER_CHAR)),
+    (Size(512), 4.5e6, {}, (0.0, MAX_PARAMS_PER_CHAR)),
+    (Size(384, 2, "mgru"), 1.0e7, {"batch": 16, "seq_len": 256, "val_frac": 0.02}, (MAX_PARAMS_PER_CHAR, 2.2)),
+    (Size(768), 2.0e7, {}, (0.0, MAX_PARAMS_PER_CHAR)),
+    (Size(1024), 3.0e7, {}, (0.0, MAX_PARAMS_PER_CHAR)),
 )
 
 # Each row: (exposure up to this much, dropout, weight drop, weight decay).
@@ -158,7 +160,7 @@ class BudgetChoice:
     passes: float | None = None  # expected passes over the training text
     exposure: float | None = None  # passes x parameters per training character (exposure_of)
     train_chars: int | None = None  # the characters trained on, that the passes go over
-    largest: int = 0  # the row of the largest size the text supports (largest_row)
+    largest: int = 0  # the row of the largest size the text supports (rows_for)
 
 
 def params_of(size: Size, vocab_size: int) -> int:
@@ -167,23 +169,22 @@ def params_of(size: Size, vocab_size: int) -> int:
     return sum(prod(s) for s in network.param_shapes(cfg).values())
 
 
-def largest_row(train_chars: int, vocab_size: int) -> int:
-    """The last row of :data:`BUDGET_SIZES` a text of ``train_chars`` training characters supports: the first
-    row, and every row whose model has at most its row's parameters per training character."""
-    return max(i for i, (size, _, _, per_char) in enumerate(BUDGET_SIZES)
-               if i == 0 or params_of(size, vocab_size) <= per_char * train_chars)
+def rows_for(train_chars: int, vocab_size: int) -> list[int]:
+    """The rows of :data:`BUDGET_SIZES` a text of ``train_chars`` training characters supports: the first row,
+    and every row whose model has within its row's (fewest, most) parameters per training character."""
+    return [i for i, (size, _, _, (low, high)) in enumerate(BUDGET_SIZES)
+            if i == 0 or low * train_chars <= params_of(size, vocab_size) <= high * train_chars]
 
 
-def choose_size(seconds: float, rate_of: Callable[..., float], largest: int = len(BUDGET_SIZES) - 1
-                ) -> tuple[int, dict]:
+def choose_size(seconds: float, rate_of: Callable[..., float], rows: list[int] | None = None) -> tuple[int, dict]:
     """(the row of :data:`BUDGET_SIZES` for a budget of ``seconds``, {Size: chars/s} of the sizes timed).
 
     ``rate_of(size, train=row)`` times a size with its row's training
     defaults (its batch and chunk length, if the row sets them). The result
-    is the largest size up to row ``largest`` that sees, at its own measured
-    rate, the characters it needs: timed from :data:`FIRST_GUESS` (or the
-    smallest size, for a minute or less; or row ``largest``, if that is
-    smaller) up while the next size up qualifies, or down until one
+    is the largest size of ``rows`` (default: all) that sees, at its own
+    measured rate, the characters it needs: timed from :data:`FIRST_GUESS`
+    (or the smallest size, for a minute or less; or the last of ``rows``, if
+    that is smaller) up while the next size up qualifies, or down until one
     does. The needs grow with the size and the rates fall with it, so the
     sizes that qualify are the first few rows and the walk ends at the last.
     A larger size is not timed when even the smaller one's rate would not
@@ -192,28 +193,28 @@ def choose_size(seconds: float, rate_of: Callable[..., float], largest: int = le
     two timings, so that a moment's load on a shared machine does not
     decide the size.
     """
-    timed: dict[Size, float] = {}
+    rows, timed = list(range(len(BUDGET_SIZES))) if rows is None else rows, {}
 
-    def qualifies(i: int) -> bool:
-        size, need, row, _ = BUDGET_SIZES[i]
+    def qualifies(j: int) -> bool:
+        size, need, row, _ = BUDGET_SIZES[rows[j]]
         if size not in timed:
             timed[size] = rate_of(size, train=row)
             if RETIME_WITHIN * need <= timed[size] * seconds < need:
                 timed[size] = max(timed[size], rate_of(size, train=row))
         return timed[size] * seconds >= need
 
-    def within_reach(i: int) -> bool:  # row i could qualify at row i - 1's (timed) rate
-        return i <= largest and timed[BUDGET_SIZES[i - 1][0]] * seconds >= BUDGET_SIZES[i][1]
+    def within_reach(j: int) -> bool:  # rows[j] could qualify at rows[j - 1]'s (timed) rate
+        return j < len(rows) and timed[BUDGET_SIZES[rows[j - 1]][0]] * seconds >= BUDGET_SIZES[rows[j]][1]
 
-    i = 0 if seconds <= 60 else next(i for i, row in enumerate(BUDGET_SIZES) if row[0] == FIRST_GUESS)
-    i = min(i, largest)
-    if qualifies(i):
-        while within_reach(i + 1) and qualifies(i + 1):
-            i += 1
+    first = 0 if seconds <= 60 else next(i for i, row in enumerate(BUDGET_SIZES) if row[0] == FIRST_GUESS)
+    j = max(k for k, i in enumerate(rows) if i <= first)
+    if qualifies(j):
+        while within_reach(j + 1) and qualifies(j + 1):
+            j += 1
     else:
-        while not qualifies(i):  # the first row needs nothing
-            i -= 1
-    return i, timed
+        while not qualifies(j):  # the first row needs nothing
+            j -= 1
+    return rows[j], timed
 
 
 def exposure_of(chars: float, params: int, train_chars: int) -> float:
@@ -233,7 +234,7 @@ def regularisation(exposure: float) -> tuple[float, float, float]:
 def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[..., float]) -> BudgetChoice:
     """The model for a --time budget of ``seconds`` over ``train_chars`` characters of training text.
 
-    ``rate_of(size, dropout=(0.0, 0.0), train={})`` measures the characters
+    ``rate_of(size, dropout=(0.0, 0.0), train=None)`` measures the characters
     per second a model of ``size`` (a :class:`Size`) trains at on this
     machine, with that dropout of its outputs and recurrent weights, in
     batches of :data:`BATCH` streams or those its row's ``train`` sets,
@@ -243,8 +244,8 @@ def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[
     dropout; where it then no longer sees what it needs, the next size down
     is taken.
     """
-    largest = largest_row(train_chars, vocab_size)
-    i, timed = choose_size(seconds, rate_of, largest)
+    rows = rows_for(train_chars, vocab_size)
+    i, timed = choose_size(seconds, rate_of, rows)
     while True:
         size, need, row, _ = BUDGET_SIZES[i]
         if size not in timed:  # a size below the first one timed
@@ -256,10 +257,10 @@ def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[
         rate = rate_of(size, drop, train=row)
         if rate * seconds >= need or i == 0:
             break
-        i -= 1
+        i = rows[rows.index(i) - 1]
     train = {"batch": BATCH, **row}
     choice = BudgetChoice(size, train, rate=rate, chars=rate * seconds, timed=timed, train_chars=train_chars,
-                          largest=largest)
+                          largest=rows[-1])
     choice.passes = rate * seconds / max(train_chars, 1)
     choice.exposure = exposure_of(choice.chars, params_of(size, vocab_size), train_chars)
     train.update(zip(REGULARISATION, regularisation(choice.exposure)))
@@ -290,7 +291,7 @@ def describe(choice: BudgetChoice) -> str:
     """The note that names the choice and why."""
     extra = "".join(f", {k.replace('_', '-')} {f'{v:g}' if isinstance(v, float) else v}"
                     for k, v in choice.train.items())
-    per_char = BUDGET_SIZES[choice.largest][3]
+    per_char = BUDGET_SIZES[choice.largest][3][1]
     limit = (f", the largest size for this text (at most {per_char:g} parameters per training character)"
              if choice.size == BUDGET_SIZES[choice.largest][0] and choice.largest < len(BUDGET_SIZES) - 1 else "")
     return (f"{choice.size}{extra}; this machine trains it at ~{choice.rate:,.0f} chars/s: "

@@ -89,8 +89,8 @@ def _fresh(opts: TrainOptions, corpus: Corpus, seconds: float | None, warn, cali
     if seconds is not None and not shape:
         held = 0 if tcfg.val_files else min(int(n * tcfg.val_frac), tcfg.val_max or n)
 
-        def rate_of(size, dropout=(0.0, 0.0), train={}):  # on the streams that size would train on
-            batch, seq_len = (train.get(k, default) if getattr(opts, k) is None else getattr(tcfg, k)
+        def rate_of(size, dropout=(0.0, 0.0), train=None):  # on the streams its row (train) would train on
+            batch, seq_len = ((train or {}).get(k, default) if getattr(opts, k) is None else getattr(tcfg, k)
                               for k, default in (("batch", budget.BATCH), ("seq_len", tcfg.seq_len)))
             return calibrate(vocab.size, size, *fit_shape(n - held, batch, seq_len), dropout)
         choice = budget.choose(seconds, n - held, vocab.size, rate_of)
