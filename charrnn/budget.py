@@ -67,6 +67,9 @@ class Size:
         """The ModelConfig fields of this size."""
         return {"hidden": self.hidden, "cell": self.cell, "layers": self.layers}
 
+    def config(self, vocab_size: int) -> ModelConfig:  # a model of this size over vocab_size characters
+        return ModelConfig(vocab_size=vocab_size, **self.shape())
+
     @classmethod
     def of(cls, cfg: ModelConfig) -> Size:
         """The size of a model of ``cfg``."""
@@ -86,20 +89,18 @@ RETIME_WITHIN = 0.7
 # a GRU-256 (0.93) in both runs (+0.0004, +0.0006), and a GRU-256's ahead (-0.0018, -0.0016; docs/quality.md).
 MAX_PARAMS_PER_CHAR = 1.5
 # Each row: (the model, the characters it must see to beat the row before, training defaults the budget changes,
-# (fewest, most) parameters per training character of a text it is taken for). Held-out loss on tiny-shakespeare's last
-# 10% (docs/quality.md): GRU-384 lost to GRU-256 at 2.4M characters against 4.7M (1.5444, 1.5239), ended behind
+# (fewest, most) parameters per training character of a text it is taken for). Held-out loss on tiny-shakespeare's
+# last 10% (docs/quality.md): GRU-384 lost to GRU-256 at 2.4M characters against 4.7M (1.5444, 1.5239), ended behind
 # GRU-256's 8.8M at 3.9M (1.4897, 1.4874), and won at 4.1M against 8.2M (1.4814, 1.4885) and at 4.8M against 8.8M
 # (1.4716, 1.4874); GRU-512 won against GRU-384 at 6.1M against 9.9M (1.4481, 1.4663). The needs of GRU-256 and
 # -512 are the sizes tables' limits in characters a GRU-512 sees on the 190 GFLOP/s machine (1.5M, 4.5M), in each
 # size's own characters at that machine's speeds (2.3 and 1 times a GRU-512's). With weight decay a GRU-512 keeps
 # gaining past 10M (1.4352 at 10.4M, 1.4228 at 29.5M), and twenty minutes of a GRU-768 lost to it (1.4360 at
 # 11.6M), so a GRU-768 needs 20M, where it gave 1.431 without decay; GRU-1024's 30M is set above, not measured.
-# On a text too short for a GRU-768 (over 1.5 parameters per character), two scaled-GRU layers of 384 on 16
-# streams of 256 characters, 2% held out, take its place: in twenty minutes on tiny-shakespeare they gave
-# 1.4086, 1.4121 and 1.4101 (12.7M, 11.9M, 12.4M) where a GRU-512 gave 1.4186 and 1.4167 (20.8M, 23.8M): they
-# see more of a speaker's previous line. On the 2.7M training characters of the standard library (0.75 per
-# character) they gave 1.2498 where a GRU-512 gave 1.2131. Their need, 10M, lies below the 12M twenty minutes
-# showed them and above the ~6M ten would (not measured).
+# On a text too short for a GRU-768 (over 1.5 parameters per character), two scaled-GRU layers of 384 on 16 x 256
+# chunks, 2% held out, take its place: twenty minutes on tiny-shakespeare gave 1.4086, 1.4121 and 1.4101 (12.7M,
+# 11.9M, 12.4M; need 10M, ten minutes not measured) where a GRU-512 gave 1.4186 and 1.4167: they see more of a
+# speaker's previous line. On the standard library's 2.7M (0.75 per character) 1.2498, a GRU-512 1.2131.
 BUDGET_SIZES = (
     (Size(128), 0.0, {"lr": 4e-3}, (0.0, float("inf"))),
     (Size(256), 3.5e6, {}, (0.0, MAX_PARAMS_PER_CHAR)),
@@ -165,8 +166,7 @@ class BudgetChoice:
 
 def params_of(size: Size, vocab_size: int) -> int:
     """Parameters of a model of ``size`` over ``vocab_size`` characters."""
-    cfg = ModelConfig(vocab_size=vocab_size, **size.shape())
-    return sum(prod(s) for s in network.param_shapes(cfg).values())
+    return sum(prod(s) for s in network.param_shapes(size.config(vocab_size)).values())
 
 
 def rows_for(train_chars: int, vocab_size: int) -> list[int]:
@@ -305,7 +305,7 @@ def measure_rate(by, vocab_size: int, size: Size, batch: int, seq_len: int, step
     warm up) of gradients from ``by`` (a charrnn.gradients.Gradients for that model and batch) and Adam's
     update, on random text of ``batch`` streams of ``seq_len`` characters, with ``dropout`` (of the outputs,
     of the recurrent weights)."""
-    cfg = ModelConfig(vocab_size=vocab_size, **size.shape())
+    cfg = size.config(vocab_size)
     rng = np.random.default_rng(0)
     params = network.init_params(cfg, rng)
     opt, tcfg = optim.init_state(params, "adam"), TrainConfig()

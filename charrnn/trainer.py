@@ -87,7 +87,7 @@ class _Calibration:
              dropout: tuple[float, float] = (0.0, 0.0)) -> float:
         """Characters per second of a model of ``size`` with ``dropout`` (of its outputs, of its recurrent
         weights), measured as it would train: on its faster way, once that is known."""
-        cfg = ModelConfig(vocab_size=vocab_size, **size.shape())
+        cfg = size.config(vocab_size)
         if self.team is not None:  # rank 0 measures alone, one BLAS thread, on its share of the streams
             share = max(1, batch // self.team.size)
             return budget.measure_rate(InProcess(), vocab_size, size, share, seq_len, dropout=dropout) * batch / share
@@ -126,8 +126,9 @@ def _prepared_and_gradients(paths: list[str], out: str | None, opts, note) -> tu
             return team.broadcast_run(lambda: prepare_run(paths, out, opts, note, calibration.rate)), team
         prepared = prepare_run(paths, out, opts, note, calibration.rate)
         cfg, tcfg, batch = prepared.ck.model_config, prepared.ck.train_config, prepared.streams.batch
-        if (budget.Size.of(cfg), batch) in calibration.chosen:  # a budget timed this model both ways
-            workers, rates = calibration.chosen[budget.Size.of(cfg), batch]
+        timed = calibration.chosen.get((budget.Size.of(cfg), batch))
+        if timed is not None:  # a budget timed this model both ways
+            workers, rates = timed
             tcfg.one_process = workers == 1
             if tcfg.one_process:
                 note(_way_note(cfg, rates))
