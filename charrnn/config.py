@@ -73,6 +73,8 @@ class TrainConfig:
                                       "mask per step, shared by its characters and streams), in [0, 1).")
     weight_decay: float = setting(0.0, "Decoupled weight decay of the weight matrices (AdamW): each step shrinks "
                                        "them by lr times this.")
+    shift: bool = setting(False, "Start each pass over the text a different number of characters (under --seq-len) "
+                                 "in, so that its chunks, and where backpropagation stops, fall elsewhere.")
     clip: float = setting(5.0, "Gradient clipping threshold; 0 turns it off.")
     clip_mode: str = setting("norm", "norm: rescale by the global norm; value: clip each element.", choices=CLIP_MODES)
     val_frac: float = setting(0.1, "Fraction of the text held out for validation.")

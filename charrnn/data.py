@@ -133,17 +133,30 @@ def fit_shape(n: int, batch: int, seq_len: int) -> tuple[int, int]:
     return B, T
 
 
-class Streams:
-    """B contiguous streams over the training ids: stream b is ids[b*L : (b+1)*L], and y is x shifted by one."""
+GOLDEN = 0.6180339887498949  # epoch e's streams start frac(e * GOLDEN) of a chunk in: offsets spread evenly
 
-    def __init__(self, ids: "Spans | np.ndarray", batch: int, seq_len: int):
+
+class Streams:
+    """B contiguous streams over the training ids: stream b is ids[o + b*L : o + (b+1)*L], and y is x shifted by one.
+
+    The offset o is 0, or with ``shift`` it moves each epoch (see
+    :meth:`offset`), so the chunks of each pass end at other characters.
+    """
+
+    def __init__(self, ids: "Spans | np.ndarray", batch: int, seq_len: int, shift: bool = False):
         self.ids = ids if isinstance(ids, Spans) else Spans(ids, [(0, len(ids))])
-        self.batch, self.seq_len = batch, seq_len  # B, T
-        self.length = (len(self.ids) - 1) // batch  # L: characters per stream
+        self.batch, self.seq_len, self.shift = batch, seq_len, shift  # B, T
+        room = min(seq_len - 1, len(self.ids) - 1 - batch) if shift else 0  # the largest offset, when shifting
+        self.room = max(0, room)
+        self.length = (len(self.ids) - 1 - self.room) // batch  # L: characters per stream
 
     @classmethod
-    def of(cls, ids: "Spans | np.ndarray", batch: int, seq_len: int) -> "Streams":
-        return cls(ids, batch, seq_len)
+    def of(cls, ids: "Spans | np.ndarray", batch: int, seq_len: int, shift: bool = False) -> "Streams":
+        return cls(ids, batch, seq_len, shift)
+
+    def offset(self, epoch: int) -> int:
+        """Where epoch ``epoch``'s streams start: 0 for the first, then spread over [0, T) (0 without shift)."""
+        return int((epoch * GOLDEN) % 1.0 * (self.room + 1)) if self.room else 0
 
     @property
     def chars(self) -> int:
@@ -155,10 +168,10 @@ class Streams:
         """Chunks per pass over the streams; the last one may be shorter than T."""
         return -(-self.length // self.seq_len)
 
-    def chunk(self, pos: int) -> tuple[np.ndarray, np.ndarray]:
-        """Chunk number ``pos`` of the epoch as time-major (T, B) arrays x and y."""
-        j = pos * self.seq_len
-        width = min(self.seq_len, self.length - j)
+    def chunk(self, pos: int, epoch: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Chunk number ``pos`` of epoch ``epoch`` as time-major (T, B) arrays x and y."""
+        j = pos * self.seq_len + self.offset(epoch)
+        width = min(self.seq_len, self.length - pos * self.seq_len)
         x = np.empty((width, self.batch), dtype=self.ids.dtype)
         y = np.empty_like(x)
         for b in range(self.batch):

@@ -47,7 +47,7 @@ def train_step(ck: Checkpoint, streams: Streams, lr: float, by: Gradients = InPr
     loss or gradient is not finite, nothing changes and 0 characters are
     returned.
     """
-    x, y = streams.chunk(ck.pos)  # (T, B)
+    x, y = streams.chunk(ck.pos, ck.epoch)  # (T, B)
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported by the caller
         drop = network.Dropout(ck.train_config.dropout, ck.train_config.weight_drop)
         loss, grads, new_state = by.loss_and_grads(ck.params, ck.model_config, x, y, ck.state, drop, ck.rng)

@@ -165,7 +165,7 @@ def _streams_for(ck: Checkpoint, train_ids, warn) -> Streams:
     B, T = fit_shape(len(train_ids), tcfg.batch, tcfg.seq_len)
     if (B, T) != (tcfg.batch, tcfg.seq_len):
         warn(f"note: the training text is short ({len(train_ids)} chars): using --batch {B} --seq-len {T}")
-    streams = Streams.of(train_ids, B, T)
+    streams = Streams.of(train_ids, B, T, tcfg.shift)
     if ck.state.shape[1] != B or ck.pos >= streams.steps_per_epoch:
         if ck.step > 0:
             warn("note: the batch shape or corpus changed since the checkpoint; restarting the epoch")

@@ -57,6 +57,15 @@ def test_epochs_from_the_command_line_stop_after_that_many_passes(cli, tmp_path)
     assert charrnn.load(tmp_path / "e.npz").info.epoch == 2
 
 
+def test_shift_moves_each_epochs_streams_and_keeps_room_for_it(cli, tmp_path):
+    r = cli("train", HOME, "--epochs", 3, "--hidden", 8, "--batch", 4, "--seq-len", 8, "--val-frac", 0, "--shift",
+            "-o", tmp_path / "s.npz", "-q", "--json")
+    assert r.exit_code == 0, r.stderr
+    n = len(open(HOME).read())
+    assert json.loads(r.stdout)["steps"] == 3 * math.ceil(((n - 1 - 7) // 4) / 8)  # streams 7 shorter in all
+    assert checkpoint.load(str(tmp_path / "s.npz")).train_config.shift
+
+
 def _lrs(cli, tmp_path, *flags):
     log = tmp_path / "lr.jsonl"
     r = cli("train", HOME, "--hidden", 8, "--lr", 0.01, "--log", log, "--log-every", 1, "-o", tmp_path / "m.npz",

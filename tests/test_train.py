@@ -62,6 +62,31 @@ def test_streams_are_contiguous_and_chunks_continue_them():
     assert s.chunk(3)[0].shape == (1, 4)
 
 
+def test_shifted_streams_start_each_epoch_elsewhere_and_stay_contiguous():
+    ids = np.arange(100)
+    plain, shifted = Streams.of(ids, batch=4, seq_len=8), Streams.of(ids, batch=4, seq_len=8, shift=True)
+    assert plain.length == 24 and {plain.offset(e) for e in range(9)} == {0}
+    assert shifted.length == (99 - 7) // 4  # room for offsets up to T - 1
+    offsets = [shifted.offset(e) for e in range(8)]
+    assert offsets[0] == 0 and len(set(offsets)) == 7 and all(0 <= o < 8 for o in offsets)
+    for e in range(20):  # every epoch reads its streams whole and in order, and never past the text
+        chunks = [shifted.chunk(p, e) for p in range(shifted.steps_per_epoch)]
+        x, y = np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])  # (L, B)
+        o = shifted.offset(e)
+        assert x[:, 1].tolist() == list(range(o + 23, o + 46)) and (y == x + 1).all() and y.max() <= 99
+    assert shifted.chunk(0, 0)[0][:, 0].tolist() == plain.chunk(0)[0][:, 0].tolist()
+
+
+def test_a_text_barely_long_enough_still_shifts_inside_itself():
+    for n in range(5, 40):
+        s = Streams.of(np.arange(n), batch=4, seq_len=8, shift=True)
+        assert s.length >= 1
+        for e in range(10):
+            for p in range(s.steps_per_epoch):
+                _, y = s.chunk(p, e)
+                assert y.max() <= n - 1 and y.shape[0] >= 1
+
+
 def test_padded_streams_cover_every_prediction_once():
     ids = np.arange(1000) % 7
     x, y, mask = padded_streams(ids, 64)
@@ -121,6 +146,28 @@ def test_resume_is_bit_exact(tmp_path, optimizer):
         assert a.opt_state[k].tobytes() == b.opt_state[k].tobytes(), k
     assert a.state.tobytes() == b.state.tobytes()
     assert a.rng.bit_generator.state == b.rng.bit_generator.state
+
+
+def test_resume_is_bit_exact_across_shifted_epochs(tmp_path):
+    text = (CORPORA / "pantry.txt").read_text()[:1500]
+    vocab = Vocab.from_text(text)
+    ids = vocab.encode(text)
+
+    def fresh(shift=True):
+        tcfg = TrainConfig(batch=4, seq_len=16, eval_every=7, lr=0.01, shift=shift)
+        return new_checkpoint(vocab, ModelConfig(vocab_size=vocab.size, hidden=16), tcfg)
+
+    one, two, plain = (str(tmp_path / f"{name}.npz") for name in ("one", "two", "plain"))
+    train(fresh(), ids, one, Limits(steps=70))
+    train(fresh(), ids, two, Limits(steps=33))
+    train(checkpoint.load(two), ids, two, Limits(steps=70))
+    train(fresh(shift=False), ids, plain, Limits(steps=70))
+    a, b, c = checkpoint.load(one), checkpoint.load(two), checkpoint.load(plain)
+    assert a.epoch >= 2 and a.train_config.shift and (a.step, a.pos, a.epoch) == (b.step, b.pos, b.epoch)
+    for k in a.params:
+        assert a.params[k].tobytes() == b.params[k].tobytes(), k
+    assert a.state.tobytes() == b.state.tobytes()
+    assert not np.array_equal(a.params["W_ya"], c.params["W_ya"])  # the shifted epochs read other chunks
 
 
 def test_epochs_limit_and_epoch_wrap_reset_the_state(tmp_path):
