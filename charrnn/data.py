@@ -145,7 +145,7 @@ class Streams:
 
     def __init__(self, ids: "Spans | np.ndarray", batch: int, seq_len: int, shift: bool = False):
         self.ids = ids if isinstance(ids, Spans) else Spans(ids, [(0, len(ids))])
-        self.batch, self.seq_len, self.shift = batch, seq_len, shift  # B, T
+        self.batch, self.seq_len = batch, seq_len  # B, T
         room = min(seq_len - 1, len(self.ids) - 1 - batch) if shift else 0  # the largest offset, when shifting
         self.room = max(0, room)
         self.length = (len(self.ids) - 1 - self.room) // batch  # L: characters per stream
