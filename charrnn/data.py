@@ -146,8 +146,7 @@ class Streams:
     def __init__(self, ids: "Spans | np.ndarray", batch: int, seq_len: int, shift: bool = False):
         self.ids = ids if isinstance(ids, Spans) else Spans(ids, [(0, len(ids))])
         self.batch, self.seq_len = batch, seq_len  # B, T
-        room = min(seq_len - 1, len(self.ids) - 1 - batch) if shift else 0  # the largest offset, when shifting
-        self.room = max(0, room)
+        self.room = max(0, min(seq_len - 1, len(self.ids) - 1 - batch)) if shift else 0  # the largest offset
         self.length = (len(self.ids) - 1 - self.room) // batch  # L: characters per stream
 
     @classmethod
@@ -156,7 +155,7 @@ class Streams:
 
     def offset(self, epoch: int) -> int:
         """Where epoch ``epoch``'s streams start: 0 for the first, then spread over [0, T) (0 without shift)."""
-        return int((epoch * GOLDEN) % 1.0 * (self.room + 1)) if self.room else 0
+        return int((epoch * GOLDEN) % 1.0 * (self.room + 1))  # (room + 1) is 1 without shift: always 0
 
     @property
     def chars(self) -> int:
