@@ -99,7 +99,7 @@ MAX_PARAMS_PER_CHAR = 1.5
 # 11.6M), so a GRU-768 needs 20M, where it gave 1.431 without decay; GRU-1024's 30M is set above, not measured.
 # On a text too short for a GRU-768 (over 1.5 parameters per character), two scaled-GRU layers of 384 on 16 x 256
 # chunks, 2% held out, take its place: twenty minutes on tiny-shakespeare gave 1.4086, 1.4121, 1.4101 (12.7M, 11.9M,
-# 12.4M; a GRU-512 1.4186, 1.4167) and at 9.0M 1.4159 (a GRU-512 1.4211 at 16.0M on that machine): they see more of a
+# 12.4M; a GRU-512 1.4186, 1.4167), at 9.0-9.1M 1.4159, 1.4208 (a GRU-512 1.4211 at 16.0M there): they see more of a
 # speaker's previous line. Need 8M, ten minutes not measured. Standard library (0.75 per char.) 1.2498, GRU-512 1.2131.
 BUDGET_SIZES = (
     (Size(128), 0.0, {"lr": 4e-3}, (0.0, float("inf"))),
