@@ -243,8 +243,7 @@ def test_twenty_minutes_at_a_slower_machines_speeds_train_the_two_layer_row():
     # The EPYC of 2026-12-06 at 98-144 GFLOP/s (docs/quality.md "Twenty minutes and 1.40"): with dropout, twenty
     # minutes of the GRU-512 the rule took trained at 13,286 chars/s (16.0M characters, 1.4211), and the two-layer
     # row at 7,477 (9.0M characters, 1.4159; chosen by the rule with its 8M need, 1.4208). Its need is under that.
-    rates = {GRU[512]: 13_286.0, MGRU: 7_477.0}
-    rate_of = lambda size, dropout=(0.0, 0.0), train=None: rates[size]  # noqa: E731
+    rate_of = machine(13_286.0, {GRU[512]: 1.0, MGRU: 7_477 / 13_286})
     got = choose(1200, 903_468, 65, rate_of)
     assert got.size == MGRU and got.chars == pytest.approx(7_477 * 1200)
     assert {k: got.train[k] for k in ("batch", "seq_len", "val_frac")} == {"batch": 16, "seq_len": 256,
