@@ -108,8 +108,7 @@ class _Calibration:
 
 def _way_note(cfg: ModelConfig, rates: dict) -> str:
     n = max(rates)
-    layers = f" x {cfg.layers} layers" if cfg.layers > 1 else ""
-    return (f"note: {cfg.cell}-{cfg.hidden}{layers} trains faster here in one process with its BLAS threads than on "
+    return (f"note: {budget.Size.of(cfg)} trains faster here in one process with its BLAS threads than on "
             f"{n} workers (~{rates[1]:,.0f} against ~{rates[n]:,.0f} chars/s); it trains that way "
             f"(pass --workers to choose)")
 
