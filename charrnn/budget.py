@@ -11,15 +11,14 @@ characters that size would *see* in the budget here. Two measured tables
 * the size: each size beats the one below it once it sees enough
   characters (a larger model learns more from each character but sees
   fewer), so the budget takes the largest size that sees what it needs at
-  its own measured speed. The sizes are one-layer GRUs and, for budgets
-  long enough, two layers of the scaled GRU on longer chunks. Sizes are
-  timed from a first guess up or down, so a run times one to three of
-  them, and no speed is taken from a table
-  measured elsewhere: how much slower a larger model trains differs from
-  machine to machine (a GRU-768 against a GRU-512: 0.48 on one, 0.30 on
-  another). No size above the smallest is taken for a text with fewer
-  training characters than its parameters / its row's limit, and the
-  two-layer size only for a text too short for the larger GRUs;
+  its own measured speed. The sizes are one-layer GRUs and, on a text too
+  short for a GRU-768, the scaled GRU: one layer, then two on longer
+  chunks. Sizes are timed from a first guess up or down, so a run times
+  one to three of them, and no speed is taken from a table measured
+  elsewhere: how much slower a larger model trains differs from machine to
+  machine (a GRU-768 against a GRU-512: 0.48 on one, 0.30 on another). No
+  size above the smallest is taken for a text with fewer training
+  characters than its parameters / its row's limit;
 * the regularisation, from the *exposure* the chosen model will get here:
   the passes it will make over the training text at its own measured speed,
   times its parameters per training character (at least one, for all but
@@ -90,22 +89,23 @@ RETIME_WITHIN = 0.7
 MAX_PARAMS_PER_CHAR = 1.5
 # Each row: (the model, the characters it must see to beat the row before, training defaults the budget changes,
 # (fewest, most) parameters per training character of a text it is taken for). Held-out loss on tiny-shakespeare's
-# last 10% (docs/quality.md): GRU-384 lost to GRU-256 at 2.4M characters against 4.7M (1.5444, 1.5239), ended behind
-# GRU-256's 8.8M at 3.9M (1.4897, 1.4874), and won at 4.1M against 8.2M (1.4814, 1.4885) and at 4.8M against 8.8M
-# (1.4716, 1.4874); GRU-512 won against GRU-384 at 6.1M against 9.9M (1.4481, 1.4663). The needs of GRU-256 and
-# -512 are the sizes tables' limits in characters a GRU-512 sees on the 190 GFLOP/s machine (1.5M, 4.5M), in each
-# size's own characters at that machine's speeds (2.3 and 1 times a GRU-512's). With weight decay a GRU-512 keeps
-# gaining past 10M (1.4352 at 10.4M, 1.4228 at 29.5M), and twenty minutes of a GRU-768 lost to it (1.4360 at
-# 11.6M), so a GRU-768 needs 20M, where it gave 1.431 without decay; GRU-1024's 30M is set above, not measured.
-# On a text too short for a GRU-768 (over 1.5 parameters per character), two scaled-GRU layers of 384 on 16 x 256
-# chunks, 2% held out, take its place: twenty minutes on tiny-shakespeare gave 1.4086, 1.4121, 1.4101 (12.7M, 11.9M,
-# 12.4M; a GRU-512 1.4186, 1.4167), at 9.0-9.1M 1.4159, 1.4208 (a GRU-512 1.4211 at 16.0M there): they see more of a
-# speaker's previous line. Need 8M, ten minutes not measured. Standard library (0.75 per char.) 1.2498, GRU-512 1.2131.
+# last 10% (docs/quality.md): GRU-384 lost to GRU-256 at 2.4M characters against 4.7M (1.5444, 1.5239) and won at
+# 4.8M against 8.8M (1.4716, 1.4874); GRU-512 won against GRU-384 at 6.1M against 9.9M (1.4481, 1.4663). The needs
+# of GRU-256 and -512 are the sizes tables' limits (1.5M, 4.5M of a GRU-512's characters on the 190 GFLOP/s machine)
+# in each size's own characters there (2.3 and 1 times a GRU-512's). With weight decay a GRU-512 gains past 10M
+# (1.4352 at 10.4M, 1.4228 at 29.5M) and beat a GRU-768's twenty minutes (1.4360 at 11.6M): a GRU-768 needs 20M,
+# where it gave 1.431 without decay; GRU-1024's 30M is set above, not measured. On a text too short for a GRU-768
+# (over 1.5 per character) the scaled GRU takes its place. One layer of 512: behind a GRU-512 at 5.8M (1.4505,
+# 1.4485), ahead at 7.8M against 9.3M (1.4274, 1.4391) and at 11.2M (1.4241, 1.4303), level at 22M (1.4165,
+# 1.4186): need 7M. Two layers of 384 on 16 x 256 chunks, 2% held out, see more of a speaker's previous line:
+# twenty minutes gave 1.4086, 1.4121, 1.4101 (12.7M, 11.9M, 12.4M; a GRU-512 1.4186, 1.4167), and at 9.0-9.1M
+# 1.4159, 1.4208 (a GRU-512 1.4211 at 16.0M): need 8M. Standard library (0.75 per char.) 1.2498, GRU-512 1.2131.
 BUDGET_SIZES = (
     (Size(128), 0.0, {"lr": 4e-3}, (0.0, float("inf"))),
     (Size(256), 3.5e6, {}, (0.0, MAX_PARAMS_PER_CHAR)),
     (Size(384), 4.0e6, {}, (0.0, MAX_PARAMS_PER_CHAR)),
     (Size(512), 4.5e6, {}, (0.0, MAX_PARAMS_PER_CHAR)),
+    (Size(512, 1, "mgru"), 7.0e6, {}, (1.0, MAX_PARAMS_PER_CHAR)),
     (Size(384, 2, "mgru"), 8.0e6, {"batch": 16, "seq_len": 256, "val_frac": 0.02}, (MAX_PARAMS_PER_CHAR, 2.2)),
     (Size(768), 2.0e7, {}, (0.0, MAX_PARAMS_PER_CHAR)),
     (Size(1024), 3.0e7, {}, (0.0, MAX_PARAMS_PER_CHAR)),
