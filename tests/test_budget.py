@@ -250,13 +250,14 @@ def test_twenty_minutes_at_a_slower_machines_speeds_train_the_two_layer_row():
     # minutes of the GRU-512 the rule took trained at 13,286 chars/s (16.0M characters, 1.4211), and the two-layer
     # row at 7,477 (9.0M characters, 1.4159; chosen by the rule with its 8M need, 1.4208). Its need is under that.
     # The mgru-512 there at 0.84 of the GRU-512's speed, as ten-minute budgets of each ran on another slow EPYC.
-    rate_of = machine(13_286.0, {GRU[512]: 1.0, MGRU_512: 0.84, MGRU: 7_477 / 13_286})
+    slow = {GRU[512]: 1.0, MGRU_512: 0.84, MGRU: 7_477 / 13_286}
+    rate_of = machine(13_286.0, slow)
     got = choose(1200, 903_468, 65, rate_of)
     assert got.size == MGRU and got.chars == pytest.approx(7_477 * 1200)
     assert {k: got.train[k] for k in ("batch", "seq_len", "val_frac")} == {"batch": 16, "seq_len": 256,
                                                                              "val_frac": 0.02}
     assert choose(600, 903_468, 65, rate_of).size == GRU[512]  # ten minutes: the mgru-512 sees 6.7M of its 7M
-    faster = machine(13_286.0 * 1.1, {GRU[512]: 1.0, MGRU_512: 0.84, MGRU: 7_477 / 13_286})
+    faster = machine(13_286.0 * 1.1, slow)
     assert choose(600, 903_468, 65, faster).size == MGRU_512  # 7.4M of its 7M; the two-layer row 4.9M of 8M
 
 
