@@ -263,7 +263,6 @@ def test_twenty_minutes_at_a_slower_machines_speeds_train_the_two_layer_row():
     assert choose(600, 903_468, 65, slower).size == GRU[512]  # 5.7M of its 6M
 
 
-
 def test_five_minutes_that_show_a_gru_512_four_million_characters_train_it():
     # Five minutes on a slow EPYC (2026-12-06) timed a GRU-512 at 15,101-17,296 chars/s: 4.5M-5.2M characters.
     # A GRU-512 at 4.0M characters ended at 1.4545, and the GRU-384 that sees 1.6 times as many at 1.4635; at 3.2M
@@ -273,6 +272,7 @@ def test_five_minutes_that_show_a_gru_512_four_million_characters_train_it():
     assert got.size == GRU[512] and got.chars == pytest.approx(4.2e6)
     assert got.train["dropout"] == got.train["weight_drop"] == 0.0  # 4.6 passes: an exposure under 8
     assert choose(300, 903_468, 65, machine(3.8e6 / 300, OTHER)).size == GRU[384]  # 3.8M of 4M: 6.1M of 4M
+
 
 def test_a_run_measures_its_machine_before_choosing(tmp_path, monkeypatch):
     """End to end: the rate the run measures (stubbed to a fast or a slow machine) decides the model."""
