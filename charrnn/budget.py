@@ -8,35 +8,28 @@ most sizes. The measured characters per second, times the budget, are the
 characters that size would *see* in the budget here. Two measured tables
 (docs/quality.md) then decide:
 
-* the size: each size beats the one below it once it sees enough
-  characters (a larger model learns more from each character but sees
-  fewer), so the budget takes the largest size that sees what it needs at
-  its own measured speed. The sizes are one-layer GRUs and, on a text too
-  short for a GRU-768, the scaled GRU: one layer, then two on longer
-  chunks. Sizes are timed from a first guess up or down, so a run times
-  one to three of them, and no speed is taken from a table measured
-  elsewhere: how much slower a larger model trains differs from machine to
-  machine (a GRU-768 against a GRU-512: 0.48 on one, 0.30 on another). No
-  size above the smallest is taken for a text with fewer training
-  characters than its parameters / its row's limit;
-* the regularisation, from the *exposure* the chosen model will get here:
-  the passes it will make over the training text at its own measured speed,
-  times its parameters per training character (at least one, for all but
-  the smallest models). A model that reads its text too often for its size
-  learns it by heart, and many passes do that even to a model smaller than
-  its text, unless the model is among the smallest (docs/quality.md). The
-  more exposure, the more dropout of the outputs (--dropout) and of the
-  recurrent weights (--weight-drop), and where there is dropout, a small
-  weight decay (--weight-decay). Dropout slows a step, so a chosen size
-  that gets some is timed again with it, and gives way to the next size
-  down if it then no longer sees what it needs.
+* the size: each size beats the one below it once it sees enough characters (a larger model learns
+  more from each character but sees fewer), so the budget takes the largest size that sees what it
+  needs at its own measured speed. The sizes are one-layer GRUs and, on a text too short for a
+  GRU-768, the scaled GRU: one layer, then two on longer chunks. Sizes are timed from a first
+  guess up or down, so a run times one to three of them, and no speed is taken from a table
+  measured elsewhere: how much slower a larger model trains differs from machine to machine (a
+  GRU-768 against a GRU-512: 0.48 on one, 0.30 on another). No size above the smallest is taken
+  for a text with fewer training characters than its parameters / its row's limit;
+* the regularisation, from the *exposure* the chosen model will get here: the passes it will make
+  over the training text at its own measured speed, times its parameters per training character
+  (at least one, for all but the smallest models). A model that reads its text too often for its
+  size learns it by heart, and many passes do that even to a model smaller than its text, unless
+  the model is among the smallest (docs/quality.md). The more exposure, the more dropout of the
+  outputs (--dropout) and of the recurrent weights (--weight-drop), and where there is dropout, a
+  small weight decay (--weight-decay); the scaled GRU, which learns its text by heart sooner, gets
+  them sooner. Dropout slows a step, so a chosen size that gets some is timed again with it, and
+  gives way to the next size down if it then no longer sees what it needs.
 
-A budget run also trains on fewer streams per step (BATCH, --batch): the
-updates, not the characters, are what a short run is short of.
-
-With a budget, a run also stops early when its validation loss has not
-improved for a quarter of the budget (--patience): it anneals its learning
-rate over as long again (charrnn.loop), then stops, keeping the best weights.
+A budget run trains on fewer streams per step (BATCH, --batch): a short run is short of updates,
+not characters. It also stops early when its validation loss has not improved for a quarter of the
+budget (--patience): it anneals its learning rate over as long again (charrnn.loop), then stops,
+keeping the best weights.
 """
 from __future__ import annotations
 
@@ -121,24 +114,26 @@ BUDGET_SIZES = (
 # five minutes of a GRU-512 on tiny-shakespeare here (exposure 6.5-6.9; none did better at 6.9) and twenty
 # minutes on the standard library (9.2-9.4).
 # Held-out loss on tiny-shakespeare's last 10% (docs/quality.md): GRU-128 on the 0.3 MB pantry corpus at 4.5 and
-# at 7 is best without dropout (0.342 against 0.347 for 0.1 and 0.15 at 7); GRU-512 at 7.2, five minutes here:
-# 0 and 0 gave 1.454 against 1.467-1.473 for 0.1 and 0.15; GRU-512 at 11: 0.1 and 0.15 gave 1.449 against
-# 1.456 for 0 and 0.2; GRU-512 at 17:
-# 0.2 and 0.25 gave 1.451 against 1.516 for 0.2 and 0.5 and 1.522 with no weight drop; GRU-768 at 24: 0.2 and
-# 0.25 gave 1.439; GRU-768 at 48 and GRU-1024 at 44: 0.3 and 0.3 gave 1.431 and 1.433, against 1.436 for 0.2
-# and 0.25 (GRU-1024) and worse at every mark for 0.35-0.4 and 0.35.
+# at 7 is best without dropout (0.342 against 0.347 for 0.1 and 0.15 at 7); GRU-512 at 7.2, five minutes here: 0
+# and 0 gave 1.454 against 1.467-1.473 for 0.1 and 0.15; GRU-512 at 11: 0.1 and 0.15 gave 1.449 against 1.456 for
+# 0 and 0.2; GRU-512 at 17: 0.2 and 0.25 gave 1.451 against 1.516 for 0.2 and 0.5 and 1.522 with no weight drop;
+# GRU-768 at 24: 0.2 and 0.25 gave 1.439; GRU-768 at 48 and GRU-1024 at 44: 0.3 and 0.3 gave 1.431 and 1.433,
+# against 1.436 for 0.2 and 0.25 (GRU-1024) and worse at every mark for 0.35-0.4 and 0.35.
 # Weight decay (--weight-decay, AdamW-style) goes with dropout: GRU-512 at 11M characters with 0.1 and 0.15, on
 # three seeds, 0.03 gave 1.432, 1.443 and 1.437 against 1.447, 1.450 and 1.443 for none (0.1: 1.445, 0.3: 1.494).
 # With decay 0.03 less dropout does better (one core each, one seed): GRU-512 at 16.9, 0.1 and 0.15 gave 1.424
 # against 1.440 for 0.2 and 0.25; at 27.7, 1.415 against 1.428 (and 1.437 for 0.05 and 0.1); at 6.9 none still
-# gave 1.447 against 1.456. The rows above 40 are the rows measured without decay, one row lighter, not measured
-# with it.
+# gave 1.447 against 1.456. The rows above 40 are the rows measured without decay, one row lighter.
 EXPOSURE_REGULARISATION = (
     (8.0, 0.0, 0.0, 0.0),
     (40.0, 0.1, 0.15, 0.03),
     (80.0, 0.2, 0.25, 0.03),
     (float("inf"), 0.3, 0.3, 0.03),
 )
+# The first row's end for a cell that learns its text by heart sooner. mgru-512 on tiny-shakespeare, one core each:
+# at 7.4 (5.9M characters) 0.1, 0.15 and 0.03 gave 1.4424 and 1.4369 (two seeds) against 1.4505 and 1.4510 for none,
+# where a GRU-512 at 6.9 did better without (above); at 5.6 (4.5M), 1.4540 against 1.4520 for none.
+FIRST_ROW_END = {"mgru": 6.5}
 FULL_EXPOSURE_PARAMS = 150_000  # from here up (a GRU-256 and larger), exposure counts >= 1 parameter per char
 # Streams per step of a budget run (--batch): half the default, twice the updates for the same characters.
 # Held-out loss (docs/quality.md): GRU-512 at 4.1M characters 1.488 against 1.525 with 64, on one core 8% slower
@@ -225,10 +220,11 @@ def exposure_of(chars: float, params: int, train_chars: int) -> float:
     return chars / n * per_char
 
 
-def regularisation(exposure: float) -> tuple[float, float, float]:
-    """(dropout, weight drop, weight decay) for a model that will get ``exposure``
-    (:data:`EXPOSURE_REGULARISATION`)."""
-    return next(tuple(row[1:]) for row in EXPOSURE_REGULARISATION if exposure <= row[0])
+def regularisation(exposure: float, cell: str = "gru") -> tuple[float, float, float]:
+    """(dropout, weight drop, weight decay) for a model of ``cell`` that will get ``exposure``
+    (:data:`EXPOSURE_REGULARISATION`, its first row ending at :data:`FIRST_ROW_END` for the cells named there)."""
+    ends = [FIRST_ROW_END.get(cell, EXPOSURE_REGULARISATION[0][0]), *(r[0] for r in EXPOSURE_REGULARISATION[1:])]
+    return next(tuple(row[1:]) for end, row in zip(ends, EXPOSURE_REGULARISATION) if exposure <= end)
 
 
 def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[..., float]) -> BudgetChoice:
@@ -251,7 +247,7 @@ def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[
         if size not in timed:  # a size below the first one timed
             timed[size] = rate_of(size, train=row)
         rate = timed[size]
-        drop = regularisation(exposure_of(rate * seconds, params_of(size, vocab_size), train_chars))[:2]
+        drop = regularisation(exposure_of(rate * seconds, params_of(size, vocab_size), train_chars), size.cell)[:2]
         if drop == (0.0, 0.0):
             break
         rate = rate_of(size, drop, train=row)
@@ -263,23 +259,25 @@ def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[
                           largest=rows[-1])
     choice.passes = rate * seconds / max(train_chars, 1)
     choice.exposure = exposure_of(choice.chars, params_of(size, vocab_size), train_chars)
-    train.update(zip(REGULARISATION, regularisation(choice.exposure)))
+    train.update(zip(REGULARISATION, regularisation(choice.exposure, size.cell)))
     train["patience"] = f"{PATIENCE_SHARE * seconds:g}s"
     return choice
 
 
-def refit(tcfg: TrainConfig, chars: float, params: int, train_chars: int) -> dict[str, tuple[float, float]]:
+def refit(tcfg: TrainConfig, chars: float, params: int, train_chars: int,
+          cell: str = "gru") -> dict[str, tuple[float, float]]:
     """Re-fit the regularisation a budget chose to the exposure the run actually reaches, once.
 
     ``chars`` is what the run will have seen at the end of its budget at the
-    speed it has trained at so far, ``params`` the model's parameters and
-    ``train_chars`` the characters it trains on. The fields named in
+    speed it has trained at so far, ``params`` the model's parameters,
+    ``train_chars`` the characters it trains on and ``cell`` its recurrent
+    cell. The fields named in
     ``tcfg.refit`` (those of :data:`REGULARISATION` the budget set, not a
     flag) take the values :func:`regularisation` gives that exposure, and
     ``tcfg.refit`` is emptied, so it happens once. Returns {field: (before,
     after)} of the fields that changed.
     """
-    new = dict(zip(REGULARISATION, regularisation(exposure_of(chars, params, train_chars))))
+    new = dict(zip(REGULARISATION, regularisation(exposure_of(chars, params, train_chars), cell)))
     changed = {k: (getattr(tcfg, k), new[k]) for k in tcfg.refit if getattr(tcfg, k) != new[k]}
     for k, (_, value) in changed.items():
         setattr(tcfg, k, value)

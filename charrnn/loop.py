@@ -113,7 +113,8 @@ class Progress:
             return
         chars = ck.chars_seen + rate * max(0.0, seconds - now)
         fields = list(ck.train_config.refit)
-        changed = budget.refit(ck.train_config, chars, network.num_params(ck.params), train_chars)
+        changed = budget.refit(ck.train_config, chars, network.num_params(ck.params), train_chars,
+                               ck.model_config.cell)
         now_set = ", ".join(f"{k.replace('_', '-')} {getattr(ck.train_config, k):g}" for k in fields)
         before = ", ".join(f"{k.replace('_', '-')} {a:g}" for k, (a, _) in changed.items())
         self.rep.note(f"note: {now:.0f}s in, this run trains at ~{rate:,.0f} chars/s: ~{chars / 1e6:.1f}M characters "
