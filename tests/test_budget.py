@@ -387,7 +387,7 @@ def test_a_run_refits_its_regularisation_by_its_own_cell(cell):
     exposure = (budget.FIRST_ROW_END["mgru"] + budget.EXPOSURE_REGULARISATION[0][0]) / 2
     progress = Progress(ck, None, vocab.encode("abcdefghij"), Reporter(), InProcess())
     progress.t0 -= 100  # 100 s in, with the characters that make exposure x n by 200 s
-    progress.chars = int(exposure * n / 2)
+    progress.chars = ck.chars_seen = int(exposure * n / 2)
     progress.refit(200.0, n)
     want = budget.EXPOSURE_REGULARISATION[1 if cell == "mgru" else 0][1:]
     assert (ck.train_config.dropout, ck.train_config.weight_drop, ck.train_config.weight_decay) == want
