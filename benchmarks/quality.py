@@ -116,36 +116,41 @@ def curve_at(curve: list, seconds: float) -> float | None:
 
 
 def budget_check(corpus: str, budgets: list[str], json_output: bool = False) -> None:
-    """Side by side, for each budget: the model it chose (no flags), what it saw, and its held-out loss."""
+    """Side by side, for each budget: the model it chose (no flags), what it saw, and its held-out loss. The
+    table prints each budget's row as it ends (--json: all rows at the end)."""
     rows = []
+    if not json_output:
+        print_header(corpus)
     for budget in budgets:
         r = subprocess.run([sys.executable, __file__, corpus, "--time", budget, "--config", "chosen=", "--json"],
                            capture_output=True, text=True, check=True)
         rows.append({"budget": budget, **json.loads(r.stdout)[0]})
+        if not json_output:
+            print_row(rows[-1], rows[-2]["held_out_nats"] if len(rows) > 1 else None)
     if json_output:
         print(json.dumps(rows, indent=2))
-    else:
-        print_budgets(corpus, rows)
 
 
-def print_budgets(corpus: str, rows: list[dict]) -> None:
-    """The side-by-side table of budget_check's rows (also what its --json printed, read back)."""
+def print_header(corpus: str) -> None:
+    """The heading of budget_check's side-by-side table."""
     print(f"corpus {os.path.basename(corpus)}: train on the first 90%, charrnn eval of the -o file on the last 10%")
     print(f"{'budget':<7} {'model':<10} {'chunks':>6} {'dropout':>7} {'w-drop':>6} {'decay':>5} {'chars/s':>8} "
-          f"{'chars seen':>11} {'val+avg':>7} {'stopped by':>10} {'served':>16} {'held-out':>9} {'vs last':>8}")
-    last = None
-    for row in rows:
-        served = row["served"] if row["served"] == "last" else f"{row['served']}@{row['served_step']}"
-        gain = "" if last is None else f"{row['held_out_nats'] - last:+.4f}"
-        share = row["val_seconds"] / row["seconds"] if row["seconds"] else 0.0
-        layers = "" if row.get("layers", 1) == 1 else f"{row['layers']}x"
-        model = f"{row['cell']}-{layers}{row['hidden']}"
-        chunks = f"{row.get('batch', '?')}x{row.get('seq_len', '?')}"
-        print(f"{row['budget']:<7} {model:<10} {chunks:>6} {row['dropout']:>7g} {row['weight_drop']:>6g} "
-              f"{row.get('weight_decay', 0.0):>5g} "
-              f"{row['chars_per_sec']:>8,.0f} {row['chars_seen']:>11,} {share:>7.1%} {row['stopped_by']:>10} "
-              f"{served:>16} {row['held_out_nats']:>9.4f} {gain:>8}", flush=True)
-        last = row["held_out_nats"]
+          f"{'chars seen':>11} {'val+avg':>7} {'stopped by':>10} {'served':>16} {'held-out':>9} {'vs last':>8}",
+          flush=True)
+
+
+def print_row(row: dict, last: float | None) -> None:
+    """One budget's row of the table; ``last`` is the held-out loss of the budget before it."""
+    served = row["served"] if row["served"] == "last" else f"{row['served']}@{row['served_step']}"
+    gain = "" if last is None else f"{row['held_out_nats'] - last:+.4f}"
+    share = row["val_seconds"] / row["seconds"] if row["seconds"] else 0.0
+    layers = "" if row.get("layers", 1) == 1 else f"{row['layers']}x"
+    model = f"{row['cell']}-{layers}{row['hidden']}"
+    chunks = f"{row.get('batch', '?')}x{row.get('seq_len', '?')}"
+    print(f"{row['budget']:<7} {model:<10} {chunks:>6} {row['dropout']:>7g} {row['weight_drop']:>6g} "
+          f"{row.get('weight_decay', 0.0):>5g} "
+          f"{row['chars_per_sec']:>8,.0f} {row['chars_seen']:>11,} {share:>7.1%} {row['stopped_by']:>10} "
+          f"{served:>16} {row['held_out_nats']:>9.4f} {gain:>8}", flush=True)
 
 
 def main() -> None:
@@ -157,6 +162,8 @@ def main() -> None:
     ap.add_argument("--keep", metavar="DIR", help="copy each config's final model to DIR/NAME.npz")
     ap.add_argument("--json", dest="json_output", action="store_true")
     args = ap.parse_args()
+    if not os.path.isfile(args.corpus):
+        sys.exit(f"quality.py: error: {args.corpus}: no such file; give the path of a UTF-8 text file")
     if args.budgets:
         budget_check(args.corpus, args.budgets.split(","), args.json_output)
         return

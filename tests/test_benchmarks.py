@@ -41,13 +41,23 @@ def test_quality_runs_on_a_corpus_without_speaker_names_and_compares_budgets(tmp
 
     corpus = tmp_path / "c.txt"
     corpus.write_text((CORPORA / "pantry.txt").read_text()[:20000])
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"), str(corpus), "--budgets", "1s,2s"],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-1000:]
-    lines = r.stdout.splitlines()
+    script = str(ROOT / "benchmarks" / "quality.py")
+    proc = subprocess.Popen([sys.executable, script, str(corpus), "--budgets", "1s,2s"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lines = [proc.stdout.readline() for _ in range(3)]  # the heading, then the first budget's row ...
+    running = proc.poll() is None  # ... while the second budget still trains
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-1000:]
+    assert running and lines[2].startswith("1s ")
+    lines = [line.rstrip("\n") for line in lines] + out.splitlines()
     rows = [line.split() for line in lines[2:]]
     assert [row[0] for row in rows] == ["1s", "2s"] and rows[0][1] == "gru-128"
     assert float(rows[1][-1]) == pytest.approx(float(rows[1][-2]) - float(rows[0][-1]), abs=2e-4)
+    missing = subprocess.run([sys.executable, script, str(tmp_path / "none.txt"), "--budgets", "1s"],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr.splitlines() == [f"quality.py: error: {tmp_path / 'none.txt'}: no such file; give the path "
+                                           "of a UTF-8 text file"]
 
 
 RECIPE = """== Warm flour and honey pie ==
