@@ -271,11 +271,11 @@ def refit(tcfg: TrainConfig, chars: float, params: int, train_chars: int,
     ``chars`` is what the run will have seen at the end of its budget at the
     speed it has trained at so far, ``params`` the model's parameters,
     ``train_chars`` the characters it trains on and ``cell`` its recurrent
-    cell. The fields named in
-    ``tcfg.refit`` (those of :data:`REGULARISATION` the budget set, not a
-    flag) take the values :func:`regularisation` gives that exposure, and
-    ``tcfg.refit`` is emptied, so it happens once. Returns {field: (before,
-    after)} of the fields that changed.
+    cell. The fields named in ``tcfg.refit`` (those of
+    :data:`REGULARISATION` the budget set, not a flag) take the values
+    :func:`regularisation` gives that exposure, and ``tcfg.refit`` is
+    emptied, so it happens once. Returns {field: (before, after)} of the
+    fields that changed.
     """
     new = dict(zip(REGULARISATION, regularisation(exposure_of(chars, params, train_chars), cell)))
     changed = {k: (getattr(tcfg, k), new[k]) for k in tcfg.refit if getattr(tcfg, k) != new[k]}
