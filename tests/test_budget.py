@@ -6,7 +6,12 @@ import pytest
 import charrnn
 from charrnn import budget, checkpoint, network
 from charrnn.budget import BUDGET_SIZES, Size, choose, choose_size, params_of
-from charrnn.config import TrainConfig
+from charrnn.checkpoint import new_checkpoint
+from charrnn.config import ModelConfig, TrainConfig
+from charrnn.events import Reporter
+from charrnn.gradients import InProcess
+from charrnn.loop import Progress
+from charrnn.vocab import Vocab
 
 from conftest import CORPORA, ROOT
 
@@ -297,8 +302,6 @@ def test_a_run_measures_its_machine_before_choosing(tmp_path, monkeypatch):
 
 
 def test_the_measurement_is_a_real_rate(tmp_path):
-    from charrnn.gradients import InProcess
-
     rate = budget.measure_rate(InProcess(), 65, Size(64), 8, 16)
     assert 1_000 < rate < 1e8
 
@@ -348,8 +351,8 @@ def test_refit_sets_what_the_reached_exposure_gives_to_the_fields_the_budget_cho
 
 
 def test_the_scaled_gru_gets_the_second_rows_regularisation_sooner_than_the_gru():
-    # docs/quality.md "The scaled GRU learns its text by heart sooner": an mgru-512 at 7.4 did better with the second
-    # row than without on two seeds, where a GRU-512 at 6.9 did better without.
+    # docs/quality.md, the pairs under the first-row-end table: an mgru-512 at 7.4 did better with the second row than
+    # without on two seeds, where a GRU-512 at 6.9 did better without.
     end = budget.FIRST_ROW_END["mgru"]
     assert [[float(v) for v in row] for row in table("first-row-end")] == [[budget.EXPOSURE_REGULARISATION[0][0], end]]
     second = budget.EXPOSURE_REGULARISATION[1][1:]
@@ -373,13 +376,6 @@ def test_the_scaled_gru_gets_the_second_rows_regularisation_sooner_than_the_gru(
 def test_a_run_refits_its_regularisation_by_its_own_cell(cell):
     """A run that is half way through a 200-second budget at a speed that gives it an exposure between the scaled
     GRU's first row end and the GRU's refits to the second row with an mgru, and to the first with a GRU."""
-    from charrnn.checkpoint import new_checkpoint
-    from charrnn.config import ModelConfig
-    from charrnn.events import Reporter
-    from charrnn.gradients import InProcess
-    from charrnn.loop import Progress
-    from charrnn.vocab import Vocab
-
     vocab = Vocab.from_text("abcdefghij")
     tcfg = TrainConfig(dropout=0.3, weight_drop=0.3, weight_decay=0.03, refit=list(budget.REGULARISATION))
     ck = new_checkpoint(vocab, ModelConfig(vocab_size=vocab.size, hidden=16, cell=cell), tcfg)
