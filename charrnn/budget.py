@@ -223,8 +223,10 @@ def exposure_of(chars: float, params: int, train_chars: int) -> float:
 def regularisation(exposure: float, cell: str = "gru") -> tuple[float, float, float]:
     """(dropout, weight drop, weight decay) for a model of ``cell`` that will get ``exposure``
     (:data:`EXPOSURE_REGULARISATION`, its first row ending at :data:`FIRST_ROW_END` for the cells named there)."""
-    ends = [FIRST_ROW_END.get(cell, EXPOSURE_REGULARISATION[0][0]), *(r[0] for r in EXPOSURE_REGULARISATION[1:])]
-    return next(tuple(row[1:]) for end, row in zip(ends, EXPOSURE_REGULARISATION) if exposure <= end)
+    first, *rest = EXPOSURE_REGULARISATION
+    if exposure <= FIRST_ROW_END.get(cell, first[0]):
+        return tuple(first[1:])
+    return next(tuple(row[1:]) for row in rest if exposure <= row[0])
 
 
 def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[..., float]) -> BudgetChoice:
@@ -265,7 +267,7 @@ def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[
 
 
 def refit(tcfg: TrainConfig, chars: float, params: int, train_chars: int,
-          cell: str = "gru") -> dict[str, tuple[float, float]]:
+          cell: str) -> dict[str, tuple[float, float]]:
     """Re-fit the regularisation a budget chose to the exposure the run actually reaches, once.
 
     ``chars`` is what the run will have seen at the end of its budget at the

@@ -339,15 +339,15 @@ def test_refit_sets_what_the_reached_exposure_gives_to_the_fields_the_budget_cho
     tcfg = TrainConfig(dropout=0.1, weight_drop=0.15, weight_decay=0.03, refit=["dropout", "weight_decay"])
     low = budget.exposure_of(5e6, params, n)  # the run turned out slower: under the first row's limit
     assert low < budget.EXPOSURE_REGULARISATION[0][0]
-    assert budget.refit(tcfg, 5e6, params, n) == {"dropout": (0.1, 0.0), "weight_decay": (0.03, 0.0)}
+    assert budget.refit(tcfg, 5e6, params, n, "gru") == {"dropout": (0.1, 0.0), "weight_decay": (0.03, 0.0)}
     assert (tcfg.dropout, tcfg.weight_drop, tcfg.weight_decay, tcfg.refit) == (0.0, 0.15, 0.0, [])  # a flag's stays
-    assert budget.refit(tcfg, 5e7, params, n) == {} and tcfg.dropout == 0.0  # once only
+    assert budget.refit(tcfg, 5e7, params, n, "gru") == {} and tcfg.dropout == 0.0  # once only
     fast = TrainConfig(dropout=0.0, weight_drop=0.0, weight_decay=0.0, refit=list(budget.REGULARISATION))
     assert budget.exposure_of(1e8, params, n) > budget.EXPOSURE_REGULARISATION[-2][0]  # the last row's
-    assert budget.refit(fast, 1e8, params, n) == {"dropout": (0.0, 0.3), "weight_drop": (0.0, 0.3),
+    assert budget.refit(fast, 1e8, params, n, "gru") == {"dropout": (0.0, 0.3), "weight_drop": (0.0, 0.3),
                                                   "weight_decay": (0.0, 0.03)}
     same = TrainConfig(dropout=0.1, weight_drop=0.15, weight_decay=0.03, refit=list(budget.REGULARISATION))
-    assert budget.refit(same, 2e7, params, n) == {} and same.refit == []
+    assert budget.refit(same, 2e7, params, n, "gru") == {} and same.refit == []
 
 
 def test_the_scaled_gru_gets_the_second_rows_regularisation_sooner_than_the_gru():
@@ -366,7 +366,7 @@ def test_the_scaled_gru_gets_the_second_rows_regularisation_sooner_than_the_gru(
     assert tuple(one_core.train[k] for k in budget.REGULARISATION) == second
     tcfg = TrainConfig(dropout=0.0, weight_drop=0.0, weight_decay=0.0, refit=list(budget.REGULARISATION))
     params = params_of(MGRU_512, 65)
-    assert budget.refit(tcfg, 5.93e6, params, 903_468) == {}  # as a GRU's
+    assert budget.refit(tcfg, 5.93e6, params, 903_468, "gru") == {}  # as a GRU's
     tcfg.refit = list(budget.REGULARISATION)
     assert budget.refit(tcfg, 5.93e6, params, 903_468, "mgru") == dict(zip(budget.REGULARISATION,
                                                                            zip((0.0, 0.0, 0.0), second)))
