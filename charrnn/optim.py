@@ -41,16 +41,22 @@ def update(params, grads, state, cfg: TrainConfig, lr: float) -> None:
     t = int(state["t"])
     lrs = rates(params, cfg, lr)
     if cfg.optimizer == "adam":
-        correction = np.sqrt(1 - cfg.beta2**t) / (1 - cfg.beta1**t)  # bias corrections folded into the step
+        correction = float(np.sqrt(1 - cfg.beta2**t) / (1 - cfg.beta1**t))  # bias corrections folded into the step
         for name, p in params.items():
             g, m, v = grads[name], state[f"m/{name}"], state[f"v/{name}"]
+            a = np.empty_like(p)  # one scratch array, in p's dtype: no float64 temporaries for a float32 model
             m *= cfg.beta1
-            m += (1 - cfg.beta1) * g
+            np.multiply(g, 1 - cfg.beta1, out=a)
+            m += a
             v *= cfg.beta2
-            v += (1 - cfg.beta2) * (g * g)
-            denom = np.sqrt(v)
-            denom += cfg.eps
-            p -= (lrs[name] * correction) * (m / denom)
+            np.multiply(g, g, out=a)
+            a *= 1 - cfg.beta2
+            v += a
+            np.sqrt(v, out=a)
+            a += cfg.eps
+            np.divide(m, a, out=a)
+            a *= p.dtype.type(lrs[name] * correction)
+            p -= a
     elif cfg.optimizer == "adagrad":
         for name, p in params.items():
             g, g2 = grads[name], state[f"g2/{name}"]

@@ -1,3 +1,5 @@
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -134,6 +136,32 @@ def test_optimizers_keep_state_per_parameter_and_descend(name):
         optim.update(params, {k: 2 * v for k, v in params.items()}, state, cfg, lr)
     assert int(state["t"]) == 300
     assert all(np.abs(v).max() < 0.05 for v in params.values()), params
+
+
+def test_adam_updates_a_float32_model_in_float32_with_one_scratch_array():
+    """A float32 step allocates one float32 array the size of the parameter, not float64 temporaries.
+
+    (Its bias correction was a NumPy float64 scalar, which turned the step into
+    a float64 array twice the parameter's size.)
+    """
+    rng = np.random.default_rng(0)
+    params = {"W_aa.0": rng.uniform(-0.05, 0.05, size=(512, 1536)).astype(np.float32)}
+    grads = {"W_aa.0": rng.normal(size=(512, 1536)).astype(np.float32)}
+    state = optim.init_state(params, "adam")
+    before = params["W_aa.0"].copy()
+    tracemalloc.start()
+    try:
+        optim.update(params, grads, state, TrainConfig(), 1e-3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert params["W_aa.0"].dtype == np.float32
+    assert peak < 1.25 * before.nbytes, peak
+    g = grads["W_aa.0"].astype(np.float64)  # Adam's first step, by hand in float64
+    cfg = TrainConfig()
+    m, v = (1 - cfg.beta1) * g, (1 - cfg.beta2) * g * g
+    step = 1e-3 * np.sqrt(1 - cfg.beta2) / (1 - cfg.beta1) * m / (np.sqrt(v) + cfg.eps)
+    np.testing.assert_allclose(before - params["W_aa.0"], step, rtol=1e-4, atol=1e-9)
 
 
 @pytest.mark.parametrize("name", ["adam", "adagrad", "sgd"])
