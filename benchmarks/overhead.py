@@ -7,8 +7,9 @@ in this process: the median time of a training step (forward, backward,
 clipping, Adam; output dropout 0.3), of the same step with --weight-drop 0.3,
 of one charrnn.optim.average_into call over the parameters, the work
 averaging adds to every step, and of one charrnn.optim.update (Adam), which
-a run with workers makes in its own process while they wait. Validation's share comes from real runs
-(`val_seconds` of `charrnn train --json`; benchmarks/quality.py reports it).
+a run with workers makes in its own process while they wait. Validation's
+share comes from real runs (`val_seconds` of `charrnn train --json`;
+benchmarks/quality.py reports it).
 """
 from __future__ import annotations
 

@@ -147,18 +147,17 @@ def test_adam_updates_a_float32_model_in_float32_with_one_scratch_array():
     rng = np.random.default_rng(0)
     params = {"W_aa.0": rng.uniform(-0.05, 0.05, size=(512, 1536)).astype(np.float32)}
     grads = {"W_aa.0": rng.normal(size=(512, 1536)).astype(np.float32)}
-    state = optim.init_state(params, "adam")
+    state, cfg = optim.init_state(params, "adam"), TrainConfig()
     before = params["W_aa.0"].copy()
     tracemalloc.start()
     try:
-        optim.update(params, grads, state, TrainConfig(), 1e-3)
+        optim.update(params, grads, state, cfg, 1e-3)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert params["W_aa.0"].dtype == np.float32
     assert peak < 1.25 * before.nbytes, peak
     g = grads["W_aa.0"].astype(np.float64)  # Adam's first step, by hand in float64
-    cfg = TrainConfig()
     m, v = (1 - cfg.beta1) * g, (1 - cfg.beta2) * g * g
     step = 1e-3 * np.sqrt(1 - cfg.beta2) / (1 - cfg.beta1) * m / (np.sqrt(v) + cfg.eps)
     np.testing.assert_allclose(before - params["W_aa.0"], step, rtol=1e-4, atol=1e-9)
