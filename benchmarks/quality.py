@@ -22,7 +22,9 @@ the final models there.
 --budgets 5m,10m,20m instead trains, at each budget, the model the budget
 chooses (no flags) and prints the budgets side by side: the model and
 dropout chosen, characters seen, what stopped it, which weights the file
-serves, the held-out loss and its change from the previous budget.
+serves, the held-out loss and its change from the previous budget. Under
+each budget's row go the run's own notes: what it chose and why, and any
+re-fit of its regularisation.
 """
 from __future__ import annotations
 
@@ -58,9 +60,13 @@ def charrnn(*args: str) -> str:
 
 
 def train_watched(train_txt: str, out: str, flags: list[str], time_budget: str) -> tuple[dict, list[str]]:
-    """Run charrnn train, copying ``out`` aside each time training replaces it; returns (metrics, copies)."""
+    """Run charrnn train, copying ``out`` aside each time training replaces it; returns (metrics, copies).
+
+    The metrics are the run's --json figures and ``notes``: its stderr lines that begin "note: " (what a
+    budget chose and why, a re-fit of its regularisation, the way it trains). With stderr a pipe, the run
+    draws no progress bar and no live samples."""
     proc = subprocess.Popen([*CHARRNN, "train", train_txt, "--time", time_budget, "-o", out,
-                             "--quiet", "--json", *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--json", *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     copies, done = [], threading.Event()
 
     def watch():
@@ -83,7 +89,8 @@ def train_watched(train_txt: str, out: str, flags: list[str], time_budget: str) 
     watcher.join()
     if proc.returncode != 0:
         raise SystemExit(f"charrnn train failed: {stderr.strip()}")
-    return json.loads(stdout), copies
+    notes = [line for line in stderr.splitlines() if line.startswith("note: ")]
+    return {**json.loads(stdout), "notes": notes}, copies
 
 
 SPEAKER = re.compile(r"(?m)^[A-Z][A-Za-z ]+:$")  # a play's speaker line, e.g. "PETRUCHIO:"
@@ -151,6 +158,8 @@ def print_row(row: dict, last: float | None) -> None:
           f"{row.get('weight_decay', 0.0):>5g} "
           f"{row['chars_per_sec']:>8,.0f} {row['chars_seen']:>11,} {share:>7.1%} {row['stopped_by']:>10} "
           f"{served:>16} {row['held_out_nats']:>9.4f} {gain:>8}", flush=True)
+    for line in row.get("notes", []):  # what the budget chose and why, and any re-fit
+        print(f"        {line}", flush=True)
 
 
 def main() -> None:
@@ -203,7 +212,7 @@ def main() -> None:
                 "seconds": metrics["seconds"], "val_seconds": metrics["val_seconds"],
                 "stopped_by": metrics["stopped_by"], "served": metrics["served"], "served_step": metrics["served_step"],
                 "held_out_nats": round(held["nats_per_char"], 4), "held_out_bits": round(held["bits_per_char"], 4),
-                "held_curve": held_curve, "speakers": speaker_split(out, held_txt),
+                "held_curve": held_curve, "speakers": speaker_split(out, held_txt), "notes": metrics["notes"],
                 "curve": [[round(s, 1), round(v, 4)] for _, v, s in ck.history["val"]],
             })
             print(f"{name}: held-out {held['nats_per_char']:.4f} nats/char", file=sys.stderr)

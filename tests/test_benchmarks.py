@@ -33,7 +33,8 @@ def test_curves_interpolate_between_saves_and_leave_gaps_outside_them():
 
 
 def test_quality_runs_on_a_corpus_without_speaker_names_and_compares_budgets(tmp_path):
-    """speaker_split divided by zero on any corpus but Shakespeare; --budgets prints the budgets side by side."""
+    """speaker_split divided by zero on any corpus but Shakespeare; --budgets prints the budgets side by side,
+    each with the notes of its run (what the budget chose and why)."""
     import subprocess
     import sys
 
@@ -50,8 +51,11 @@ def test_quality_runs_on_a_corpus_without_speaker_names_and_compares_budgets(tmp
     assert proc.returncode == 0, err[-1000:]
     assert running and lines[2].startswith("1s ")
     lines = [line.rstrip("\n") for line in lines] + out.splitlines()
-    rows = [line.split() for line in lines[2:]]
+    rows = [line.split() for line in lines[2:] if not line.startswith(" ")]
+    notes = [line.strip() for line in lines[2:] if line.startswith(" ")]  # each budget's notes, under its row
     assert [row[0] for row in rows] == ["1s", "2s"] and rows[0][1] == "gru-128"
+    assert [n.split(":")[1] for n in notes if n.startswith("note: --time")] == [" --time 1s", " --time 2s"]
+    assert all("gru of 128 units" in n for n in notes if n.startswith("note: --time"))
     assert float(rows[1][-1]) == pytest.approx(float(rows[1][-2]) - float(rows[0][-1]), abs=2e-4)
     missing = subprocess.run([sys.executable, script, str(tmp_path / "none.txt"), "--budgets", "1s"],
                              capture_output=True, text=True, timeout=60)
