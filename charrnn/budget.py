@@ -157,6 +157,7 @@ class BudgetChoice:
     exposure: float | None = None  # passes x parameters per training character (exposure_of)
     train_chars: int | None = None  # the characters trained on, that the passes go over
     largest: int = 0  # the row of the largest size the text supports (rows_for)
+    short: tuple | None = None  # the next size up, timed and short: (Size, chars it'd see, its need, with dropout?)
 
 
 def params_of(size: Size, vocab_size: int) -> int:
@@ -244,6 +245,7 @@ def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[
     """
     rows = rows_for(train_chars, vocab_size)
     i, timed = choose_size(seconds, rate_of, rows)
+    dropped = {}  # Size -> chars/s timed with its dropout
     while True:
         size, need, row, _ = BUDGET_SIZES[i]
         if size not in timed:  # a size below the first one timed
@@ -252,13 +254,17 @@ def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[
         drop = regularisation(exposure_of(rate * seconds, params_of(size, vocab_size), train_chars), size.cell)[:2]
         if drop == (0.0, 0.0):
             break
-        rate = rate_of(size, drop, train=row)
+        rate = dropped[size] = rate_of(size, drop, train=row)
         if rate * seconds >= need or i == 0:
             break
         i = rows[rows.index(i) - 1]
     train = {"batch": BATCH, **row}
     choice = BudgetChoice(size, train, rate=rate, chars=rate * seconds, timed=timed, train_chars=train_chars,
                           largest=rows[-1])
+    above = [BUDGET_SIZES[j][:2] for j in rows if j > i and BUDGET_SIZES[j][0] in timed]
+    if above:
+        up, up_need = above[0]
+        choice.short = (up, dropped.get(up, timed[up]) * seconds, up_need, up in dropped)
     choice.passes = rate * seconds / max(train_chars, 1)
     choice.exposure = exposure_of(choice.chars, params_of(size, vocab_size), train_chars)
     train.update(zip(REGULARISATION, regularisation(choice.exposure, size.cell)))
@@ -294,9 +300,12 @@ def describe(choice: BudgetChoice) -> str:
     per_char = BUDGET_SIZES[choice.largest][3][1]
     limit = (f", the largest size for this text (at most {per_char:g} parameters per training character)"
              if choice.size == BUDGET_SIZES[choice.largest][0] and choice.largest < len(BUDGET_SIZES) - 1 else "")
+    up, chars, need, dropped = choice.short or (None, 0, 0, False)
+    short = "" if up is None else (f"; {up} would see ~{chars / 1e6:.1f}M{' with its dropout' if dropped else ''}, "
+                                   f"under the {need / 1e6:g}M it needs")
     return (f"{choice.size}{extra}; this machine trains it at ~{choice.rate:,.0f} chars/s: "
             f"~{choice.chars / 1e6:.1f}M characters, ~{choice.passes:.1f} passes over {choice.train_chars:,} "
-            f"training characters{limit}")
+            f"training characters{limit}{short}")
 
 
 def measure_rate(by, vocab_size: int, size: Size, batch: int, seq_len: int, steps: int = 3,

@@ -250,6 +250,26 @@ def test_a_slower_machine_chooses_as_for_fewer_passes():
     assert fast.train["patience"] == slow.train["patience"] == "150s"  # a quarter of the budget
 
 
+def test_the_note_names_the_next_size_up_and_how_far_short_of_its_need_it_fell():
+    need = dict((s, n) for s, n, _, _ in BUDGET_SIZES)[MGRU_512]
+    # it sees 97% of its need (timed: at the GRU-512's speed it would see all of it)
+    near = choose(600, 903_468, 65, machine(0.97 * need / (600 * ONE[MGRU_512])))
+    assert near.size == GRU[512] and near.short == (MGRU_512, pytest.approx(0.97 * need), need, False)
+    assert budget.describe(near).endswith(f"; mgru of 512 units would see ~{0.97 * need / 1e6:.1f}M, "
+                                          f"under the {need / 1e6:g}M it needs")
+    far = choose(600, 903_468, 65, machine(0.9 * need / (600 * ONE[MGRU_512])))  # not even at the GRU-512's speed
+    assert far.size == GRU[512] and MGRU_512 not in far.timed and far.short is None
+    fast = machine(1.1 * need / (600 * ONE[MGRU_512]))  # 110% of it without dropout, 88% with
+
+    def slowed(size, dropout=(0.0, 0.0), train=None):
+        return fast(size) * (0.8 if dropout != (0.0, 0.0) else 1.0)
+    dropped = choose(600, 903_468, 65, slowed)
+    assert dropped.size == GRU[512] and dropped.short == (MGRU_512, pytest.approx(0.88 * need), need, True)
+    assert f"mgru of 512 units would see ~{0.88 * need / 1e6:.1f}M with its dropout" in budget.describe(dropped)
+    top = choose(3600, 903_468, 65, machine(20_000))  # the largest size this text supports: nothing above it
+    assert top.size == MGRU and top.short is None and "would see" not in budget.describe(top)
+
+
 def test_twenty_minutes_at_a_slower_machines_speeds_train_the_two_layer_row():
     # The EPYC of 2026-12-06 at 98-144 GFLOP/s (docs/quality.md "Twenty minutes and 1.40"): with dropout, twenty
     # minutes of the GRU-512 the rule took trained at 13,286 chars/s (16.0M characters, 1.4211), and the two-layer
