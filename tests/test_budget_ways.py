@@ -63,6 +63,26 @@ def test_a_model_faster_on_the_pool_trains_there(corpus, tmp_path, monkeypatch):
     assert not any("one process" in n for n in notes)
 
 
+def test_one_fast_timing_in_one_process_does_not_choose_it(corpus, tmp_path, monkeypatch):
+    """Each way is timed WAY_ROUNDS times in turn and keeps its median: one process read 1.3 times the pool's
+    rate once, then 0.8 times it (as a GRU-512's timings did on the EPYC, where the pool trained faster)."""
+    from charrnn import trainer
+
+    reads = []
+
+    def rate(by, vocab_size, size, batch, seq_len, steps=3, dropout=(0.0, 0.0)):
+        here = isinstance(by, InProcess)
+        reads.append((size.hidden, here))
+        first = sum(1 for h, w in reads if (h, w) == (size.hidden, True)) == 1
+        return GRU_512 * POOL[size.hidden] * ((1.3 if first else 0.8) if here else 1.0)
+
+    monkeypatch.setattr(budget, "measure_rate", rate)
+    result = charrnn.train(corpus, tmp_path / "m.npz", time="3s", steps=2)
+    timed_256 = [here for h, here in reads if h == 256]
+    assert timed_256[:2 * trainer.WAY_ROUNDS] == [False, True] * trainer.WAY_ROUNDS  # in turn
+    assert result.workers == 2 and not checkpoint.load(str(tmp_path / "m.npz")).train_config.one_process
+
+
 @pytest.mark.parametrize("how", ["flag", "environment"])
 def test_workers_given_are_not_second_guessed(corpus, tmp_path, monkeypatch, how):
     calls = stub_rates(monkeypatch, here_share=1.3)
