@@ -242,8 +242,9 @@ def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[
     unless --batch and --seq-len say otherwise (see :func:`measure_rate`); it
     is called once for each size :func:`choose_size` times. Dropout slows a
     step, so when the chosen size gets some, it is timed again with that
-    dropout; where it then no longer sees what it needs, the next size down
-    is taken.
+    dropout (twice, keeping the faster, where the first timing falls just
+    short, as in :func:`choose_size`); where it then no longer sees what it
+    needs, the next size down is taken.
     """
     rows = rows_for(train_chars, vocab_size)
     i, timed = choose_size(seconds, rate_of, rows)
@@ -256,7 +257,10 @@ def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[
         drop = regularisation(exposure_of(rate * seconds, params_of(size, vocab_size), train_chars), size.cell)[:2]
         if drop == (0.0, 0.0):
             break
-        rate = dropped[size] = rate_of(size, drop, train=row)
+        rate = rate_of(size, drop, train=row)
+        if RETIME_WITHIN * need <= rate * seconds < need:  # just short: once more, as choose_size does
+            rate = max(rate, rate_of(size, drop, train=row))
+        dropped[size] = rate
         if rate * seconds >= need or i == 0:
             break
         i = rows[rows.index(i) - 1]
