@@ -47,14 +47,17 @@ def test_quality_runs_on_a_corpus_without_speaker_names_and_compares_budgets(tmp
                             stderr=subprocess.PIPE, text=True)
     lines = [proc.stdout.readline() for _ in range(3)]  # the heading, then the first budget's row ...
     running = proc.poll() is None  # ... while the second budget still trains
-    out, err = proc.communicate(timeout=300)
+    # the rest through the same buffered reader: communicate() reads the pipe itself and would miss what
+    # readline() has already buffered (here the first budget's notes)
+    out, err = proc.stdout.read(), proc.stderr.read()
+    proc.wait(timeout=300)
     assert proc.returncode == 0, err[-1000:]
     assert running and lines[2].startswith("1s ")
     lines = [line.rstrip("\n") for line in lines] + out.splitlines()
     rows = [line.split() for line in lines[2:] if not line.startswith(" ")]
     notes = [line.strip() for line in lines[2:] if line.startswith(" ")]  # each budget's notes, under its row
     assert [row[0] for row in rows] == ["1s", "2s"] and rows[0][1] == "gru-128"
-    assert [n.split(":")[1] for n in notes if n.startswith("note: --time")] == [" --time 1s", " --time 2s"]
+    assert [n.split(":")[1] for n in notes if n.startswith("note: --time")] == [" --time 1s", " --time 2s"], out
     assert all("gru of 128 units" in n for n in notes if n.startswith("note: --time"))
     assert float(rows[1][-1]) == pytest.approx(float(rows[1][-2]) - float(rows[0][-1]), abs=2e-4)
     missing = subprocess.run([sys.executable, script, str(tmp_path / "none.txt"), "--budgets", "1s"],
