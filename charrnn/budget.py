@@ -1,21 +1,17 @@
 """The model a --time budget chooses when no --cell, --hidden or --layers is given.
 
-A budget in seconds means different things on different machines, so it is
-first turned into what this machine can do with it. Before the model is
-built, the run's own gradient computer (its workers, its threads) times a
-few training steps of a candidate model on random text, under a second for
-most sizes. The measured characters per second, times the budget, are the
-characters that size would *see* in the budget here. Two measured tables
-(docs/quality.md) then decide:
+Before the model is built, the run's own gradient computer (its workers, its
+threads) times a few training steps of each candidate model on random text.
+Its characters per second, times the budget, are the characters that size
+would *see* here. Two measured tables (docs/quality.md) then decide:
 
 * the size: each size beats the one below it once it sees enough characters (a larger model learns
   more from each character but sees fewer), so the budget takes the largest size that sees what it
   needs at its own measured speed. The sizes are one-layer GRUs and, on a text too short for a
   GRU-768, the scaled GRU: one layer, then two on longer chunks. Sizes are timed from a first
-  guess up or down, so a run times one to three of them, and no speed is taken from a table
-  measured elsewhere: how much slower a larger model trains differs from machine to machine (a
-  GRU-768 against a GRU-512: 0.48 on one, 0.30 on another). No size above the smallest is taken
-  for a text with fewer training characters than its parameters / its row's limit;
+  guess up or down (one to three of them), never read from a table measured elsewhere. No size
+  above the smallest is taken for a text with fewer training characters than its parameters /
+  its row's limit;
 * the regularisation, from the *exposure* the chosen model will get here: the passes it will make
   over the training text at its own measured speed, times its parameters per training character
   (at least one, for all but the smallest models). A model that reads its text too often for its
@@ -69,16 +65,13 @@ class Size:
 
 
 FIRST_GUESS = Size(512)  # the size timed first for budgets over a minute (the smallest for shorter ones)
-# A size whose timing shows it at least this share of the characters it needs, but not all, is timed again: a
-# minute of timings of a GRU-512 on a shared 2-vCPU machine read 16.6k-22.6k chars/s (benchmarks/timing_noise.py),
-# and one budget's timing read 13.9k in a moment of load (2026-12-05).
+# A size whose timing shows it at least this share of the characters it needs, but not all, is timed again: a minute
+# of a GRU-512's timings on a shared 2-vCPU machine read 16.6k-22.6k chars/s (benchmarks/timing_noise.py).
 RETIME_WITHIN = 0.7
 
-# No GRU above the first size has more parameters than this per training character: it gains nothing from its
-# size. On tiny-shakespeare (903,468 training characters) a GRU-768 (2.2 per character) with weight decay did no
-# better than a GRU-512 (1.02) in any twenty-minute run, nor at about the same characters (1.4359 at 12.4M,
-# against 1.4327 at 11.3M). On the recipes (277,293) three minutes of a GRU-384 (1.9) ended behind one minute of
-# a GRU-256 (0.93) in both runs (+0.0004, +0.0006), and a GRU-256's ahead (-0.0018, -0.0016; docs/quality.md).
+# No GRU above the first size has more parameters than this per training character: it gains nothing from its size.
+# On tiny-shakespeare a GRU-768 (2.2 per character) with weight decay did no better than a GRU-512 (1.02) in any
+# twenty-minute run; on the recipes three minutes of a GRU-384 (1.9) ended behind one minute of a GRU-256 (0.93).
 MAX_PARAMS_PER_CHAR = 1.5
 # Each row: (the model, the characters it must see to beat the row before, training defaults the budget changes,
 # (fewest, most) parameters per training character of a text it is taken for). Held-out loss on tiny-shakespeare's last
@@ -106,26 +99,15 @@ BUDGET_SIZES = (
     (Size(1024), 3.0e7, {}, (0.0, MAX_PARAMS_PER_CHAR)),
 )
 
-# Each row: (exposure up to this much, dropout, weight drop, weight decay).
-# Exposure = passes x parameters / training characters, the latter counted as at least 1 from
-# FULL_EXPOSURE_PARAMS parameters up: a model smaller than its text still learns it by heart when it reads it
-# often. On 2.4M training characters of Python's standard library a GRU-512 (0.41 parameters per character)
-# read 9.2 times in twenty minutes gave 1.2920 on the held-out modules without dropout, behind five minutes'
-# 1.2721, and 1.2174 with 0.1, 0.15 and 0.03 (docs/quality.md "Other corpora"). The smallest budget size, a
-# GRU-128 (~80k parameters), keeps its own share (its pantry runs below). The first row ends at 7.5, between
-# a GRU-512 on tiny-shakespeare at 6.9, which did better without, and at 8.0, which did better with the second
-# row (one core each, 7.1M characters: 1.4481 against 1.4508, whose validation was best at 4.9M).
-# Held-out loss on tiny-shakespeare's last 10% (docs/quality.md): GRU-128 on the 0.3 MB pantry corpus at 4.5 and
-# at 7 is best without dropout (0.342 against 0.347 for 0.1 and 0.15 at 7); GRU-512 at 7.2, five minutes here: 0
-# and 0 gave 1.454 against 1.467-1.473 for 0.1 and 0.15; GRU-512 at 11: 0.1 and 0.15 gave 1.449 against 1.456 for
-# 0 and 0.2; GRU-512 at 17: 0.2 and 0.25 gave 1.451 against 1.516 for 0.2 and 0.5 and 1.522 with no weight drop;
-# GRU-768 at 24: 0.2 and 0.25 gave 1.439; GRU-768 at 48 and GRU-1024 at 44: 0.3 and 0.3 gave 1.431 and 1.433,
-# against 1.436 for 0.2 and 0.25 (GRU-1024) and worse at every mark for 0.35-0.4 and 0.35.
-# Weight decay (--weight-decay, AdamW-style) goes with dropout: GRU-512 at 11M characters with 0.1 and 0.15, on
-# three seeds, 0.03 gave 1.432, 1.443 and 1.437 against 1.447, 1.450 and 1.443 for none (0.1: 1.445, 0.3: 1.494).
-# With decay 0.03 less dropout does better (one core each, one seed): GRU-512 at 16.9, 0.1 and 0.15 gave 1.424
-# against 1.440 for 0.2 and 0.25; at 27.7, 1.415 against 1.428 (and 1.437 for 0.05 and 0.1); at 6.9 none still
-# gave 1.447 against 1.456. The rows above 40 are the rows measured without decay, one row lighter.
+# Each row: (exposure up to this much, dropout, weight drop, weight decay). Exposure = passes x parameters per
+# training character, counted as at least 1 from FULL_EXPOSURE_PARAMS up: a model smaller than its text still learns
+# it by heart when it reads it often (a GRU-512 that read 2.4M characters of Python's standard library 9.2 times gave
+# 1.2920 on held-out modules without dropout, 1.2174 with the second row). The smallest budget size, a GRU-128, keeps
+# its own share. The first row ends between a GRU-512 at 6.9, better without, and at 8.0, better with the second row
+# (1.4481 against 1.4508). A GRU-512 at 11: 0.1 and 0.15 gave 1.449 against 1.456 for none; at 17, with decay, 1.424
+# against 1.440 for 0.2 and 0.25; a GRU-768 at 48 and a GRU-1024 at 44: 0.3 and 0.3 gave 1.431 and 1.433. Weight
+# decay 0.03 (AdamW-style) goes with dropout: a GRU-512 at 11M characters, three seeds, 1.432-1.443 against
+# 1.443-1.450 without. Each figure with its command: docs/quality.md ("The rule", "Where the tables come from").
 EXPOSURE_REGULARISATION = (
     (7.5, 0.0, 0.0, 0.0),
     (40.0, 0.1, 0.15, 0.03),
@@ -304,7 +286,9 @@ def describe(choice: BudgetChoice) -> str:
     extra = "".join(f", {k.replace('_', '-')} {f'{v:g}' if isinstance(v, float) else v}"
                     for k, v in choice.train.items())
     per_char = BUDGET_SIZES[choice.largest][3][1]
-    limit = (f", the largest size for this text (at most {per_char:g} parameters per training character)"
+    per_char = (f"at most {per_char:g}" if per_char < float("inf") else  # only the smallest: the next is too large
+                f"a larger one would have more than {BUDGET_SIZES[choice.largest + 1][3][1]:g}")
+    limit = (f", the largest size for this text ({per_char} parameters per training character)"
              if choice.size == BUDGET_SIZES[choice.largest][0] and choice.largest < len(BUDGET_SIZES) - 1 else "")
     up, chars, need, dropped = choice.short or (None, 0, 0, False)
     short = "" if up is None else (f"; {up} would see ~{chars / 1e6:.1f}M{' with its dropout' if dropped else ''}, "
