@@ -69,9 +69,8 @@ FIRST_GUESS = Size(512)  # the size timed first for budgets over a minute (the s
 # of a GRU-512's timings on a shared 2-vCPU machine read 16.6k-22.6k chars/s (benchmarks/timing_noise.py).
 RETIME_WITHIN = 0.7
 
-# No GRU above the first size has more parameters than this per training character: it gains nothing from its size.
-# On tiny-shakespeare a GRU-768 (2.2 per character) with weight decay did no better than a GRU-512 (1.02) in any
-# twenty-minute run; on the recipes three minutes of a GRU-384 (1.9) ended behind one minute of a GRU-256 (0.93).
+# No GRU above the first size has more parameters than this per training character: it gains nothing from its size
+# (tiny-shakespeare: GRU-768, 2.2, no better than GRU-512, 1.02; the recipes: GRU-384, 1.9, behind GRU-256, 0.93).
 MAX_PARAMS_PER_CHAR = 1.5
 # Each row: (the model, the characters it must see to beat the row before, training defaults the budget changes,
 # (fewest, most) parameters per training character of a text it is taken for). Held-out loss on tiny-shakespeare's last
@@ -178,9 +177,7 @@ def choose_size(seconds: float, rate_of: Callable[..., float], rows: list[int] |
     def qualifies(j: int) -> bool:
         size, need, row, _ = BUDGET_SIZES[rows[j]]
         if size not in timed:
-            timed[size] = rate_of(size, train=row)
-            if RETIME_WITHIN * need <= timed[size] * seconds < need:
-                timed[size] = max(timed[size], rate_of(size, train=row))
+            timed[size] = timed_for(need, seconds, lambda: rate_of(size, train=row))
         return timed[size] * seconds >= need
 
     def within_reach(j: int) -> bool:  # rows[j] could qualify at rows[j - 1]'s (timed) rate
@@ -195,6 +192,13 @@ def choose_size(seconds: float, rate_of: Callable[..., float], rows: list[int] |
         while not qualifies(j):  # the first row needs nothing
             j -= 1
     return rows[j], timed
+
+
+def timed_for(need: float, seconds: float, time_it: Callable[[], float]) -> float:
+    """chars/s of a size that needs ``need`` characters in ``seconds``: ``time_it()``, and where that shows it
+    at least :data:`RETIME_WITHIN` of its need but not all, the faster of it and one more ``time_it()``."""
+    rate = time_it()
+    return max(rate, time_it()) if RETIME_WITHIN * need <= rate * seconds < need else rate
 
 
 def exposure_of(chars: float, params: int, train_chars: int) -> float:
@@ -239,10 +243,7 @@ def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[
         drop = regularisation(exposure_of(rate * seconds, params_of(size, vocab_size), train_chars), size.cell)[:2]
         if drop == (0.0, 0.0):
             break
-        rate = rate_of(size, drop, train=row)
-        if RETIME_WITHIN * need <= rate * seconds < need:  # just short: once more, as choose_size does
-            rate = max(rate, rate_of(size, drop, train=row))
-        dropped[size] = rate
+        rate = dropped[size] = timed_for(need, seconds, lambda: rate_of(size, drop, train=row))
         if rate * seconds >= need or i == 0:
             break
         i = rows[rows.index(i) - 1]
@@ -286,9 +287,9 @@ def describe(choice: BudgetChoice) -> str:
     extra = "".join(f", {k.replace('_', '-')} {f'{v:g}' if isinstance(v, float) else v}"
                     for k, v in choice.train.items())
     per_char = BUDGET_SIZES[choice.largest][3][1]
-    per_char = (f"at most {per_char:g}" if per_char < float("inf") else  # only the smallest: the next is too large
-                f"a larger one would have more than {BUDGET_SIZES[choice.largest + 1][3][1]:g}")
-    limit = (f", the largest size for this text ({per_char} parameters per training character)"
+    bound = (f"at most {per_char:g}" if per_char < float("inf") else  # only the smallest: the next is too large
+             f"a larger one would have more than {BUDGET_SIZES[choice.largest + 1][3][1]:g}")
+    limit = (f", the largest size for this text ({bound} parameters per training character)"
              if choice.size == BUDGET_SIZES[choice.largest][0] and choice.largest < len(BUDGET_SIZES) - 1 else "")
     up, chars, need, dropped = choice.short or (None, 0, 0, False)
     short = "" if up is None else (f"; {up} would see ~{chars / 1e6:.1f}M{' with its dropout' if dropped else ''}, "

@@ -99,14 +99,16 @@ class _Calibration:
             share = max(1, batch // self.team.size)
             return budget.measure_rate(InProcess(), vocab_size, size, share, seq_len, dropout=dropout) * batch / share
         by = self.gradients(cfg, batch)
-        rate = budget.measure_rate(by, vocab_size, size, batch, seq_len, dropout=dropout)
+
+        def measure(way: Gradients) -> float:
+            return budget.measure_rate(way, vocab_size, size, batch, seq_len, dropout=dropout)
+        rate = measure(by)
         if by.size == 1 or not self.may_choose() or (size, batch) in self.chosen:
             return rate
-        timings = {by.size: [rate], 1: []}
-        for again in range(WAY_ROUNDS):  # the two ways in turn, so that a moment's load does not pick the way
-            if again:
-                timings[by.size].append(budget.measure_rate(by, vocab_size, size, batch, seq_len, dropout=dropout))
-            timings[1].append(budget.measure_rate(InProcess(), vocab_size, size, batch, seq_len, dropout=dropout))
+        timings = {by.size: [rate], 1: [measure(InProcess())]}
+        for _ in range(WAY_ROUNDS - 1):  # the two ways in turn, so that a moment's load does not pick the way
+            timings[by.size].append(measure(by))
+            timings[1].append(measure(InProcess()))
         rates = {n: median(t) for n, t in timings.items()}
         self.chosen[size, batch] = (max(rates, key=rates.get), rates)
         return max(rates.values())
