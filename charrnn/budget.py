@@ -73,20 +73,12 @@ RETIME_WITHIN = 0.7
 # (tiny-shakespeare: GRU-768, 2.2, no better than GRU-512, 1.02; the recipes: GRU-384, 1.9, behind GRU-256, 0.93).
 MAX_PARAMS_PER_CHAR = 1.5
 # Each row: (the model, the characters it must see to beat the row before, training defaults the budget changes,
-# (fewest, most) parameters per training character of a text it is taken for). Held-out loss on tiny-shakespeare's last
-# 10% (docs/quality.md): GRU-384 lost to GRU-256 at 2.4M characters against 4.7M (1.5444, 1.5239) and won at 4.8M
-# against 8.8M (1.4716, 1.4874); GRU-512 won against GRU-384 at 6.1M against 9.9M (1.4481, 1.4663) and at 4.0M against
-# 6.6M (1.4545, 1.4635), and lost at 3.2M against 5.4M (1.4708, 1.4666): need 4.0M. GRU-256's: the sizes table's 1.5M of
-# a GRU-512's characters on the 190 GFLOP/s machine, times 2.3 (its speed there). With weight decay a GRU-512 gains past
-# 10M (1.4352 at 10.4M, 1.4228 at 29.5M) and beat a GRU-768's twenty minutes (1.4360 at 11.6M): a GRU-768 needs 20M,
-# where it gave 1.431 without decay; GRU-1024's 30M is set above, not measured. On a text too short for a GRU-768 (over
-# 1.5 per character) the scaled GRU takes its place. One layer of 512 against a GRU-512 in the same time: behind at
-# 5.2M against 6.0M (1.4509, 1.4486), ahead at 5.4M and 5.5M against 6.3M (1.4446, 1.4400; 1.4483), at 6.5M against
-# 7.3M (1.4397, 1.4500), at 7.8M against 9.3M (1.4274, 1.4391) and at 11.2M (1.4241, 1.4303), level at 22M (1.4165,
-# 1.4186): need 5.4M.
-# Two layers of 384 on 16 x 256 chunks, 2% held out, see more of a speaker's previous line: twenty minutes gave
-# 1.4086, 1.4121, 1.4101 (12.7M, 11.9M, 12.4M; a GRU-512 1.4186, 1.4167), and at 9.0-9.1M 1.4159, 1.4208 (a GRU-512
-# 1.4211 at 16.0M): need 8M. Standard library 1.2498 (GRU-512 1.2131).
+# (fewest, most) parameters per training character of a text it is taken for). Each need sits between held-out losses
+# of tiny-shakespeare's last 10% where the row lost and where it won against the row before, in the same time: GRU-384
+# 2.4M lost, 4.8M won; GRU-512 3.2M lost, 4.0M won; mgru-512 5.2M lost, 5.4M won; two mgru layers of 384 on 16 x 256
+# chunks (a speaker's previous line is further back than 64), 9.0M won (twenty minutes gave 1.4086-1.4208 against a
+# GRU-512's 1.4167-1.4211). GRU-256's is converted from a GRU-512's; a GRU-512 with decay beat a GRU-768's twenty
+# minutes, so GRU-768 needs 20M; GRU-1024's 30M is set above it, not measured. Every figure: docs/quality.md.
 BUDGET_SIZES = (
     (Size(128), 0.0, {"lr": 4e-3}, (0.0, float("inf"))),
     (Size(256), 3.5e6, {}, (0.0, MAX_PARAMS_PER_CHAR)),
@@ -99,29 +91,26 @@ BUDGET_SIZES = (
 )
 
 # Each row: (exposure up to this much, dropout, weight drop, weight decay). Exposure = passes x parameters per
-# training character, counted as at least 1 from FULL_EXPOSURE_PARAMS up: a model smaller than its text still learns
-# it by heart when it reads it often (a GRU-512 that read 2.4M characters of Python's standard library 9.2 times gave
-# 1.2920 on held-out modules without dropout, 1.2174 with the second row). The smallest budget size, a GRU-128, keeps
-# its own share. The first row ends between a GRU-512 at 6.9, better without, and at 8.0, better with the second row
-# (1.4481 against 1.4508). A GRU-512 at 11: 0.1 and 0.15 gave 1.449 against 1.456 for none; at 17, with decay, 1.424
-# against 1.440 for 0.2 and 0.25; a GRU-768 at 48 and a GRU-1024 at 44: 0.3 and 0.3 gave 1.431 and 1.433. Weight
-# decay 0.03 (AdamW-style) goes with dropout: a GRU-512 at 11M characters, three seeds, 1.432-1.443 against
-# 1.443-1.450 without. Each figure with its command: docs/quality.md ("The rule", "Where the tables come from").
+# training character, counted as at least 1 from FULL_EXPOSURE_PARAMS up; the smallest budget size, a GRU-128, keeps
+# its own share. The first row ends between a GRU-512 at 6.9, better without, and at 8.0, better with the second row;
+# the others are set by GRU-512s at 11 and 17 and a GRU-768 and GRU-1024 at 44-48. Weight decay 0.03 (AdamW-style)
+# goes with dropout. Each figure with its command: docs/quality.md ("The rule", "Where the tables come from").
 EXPOSURE_REGULARISATION = (
     (7.5, 0.0, 0.0, 0.0),
     (40.0, 0.1, 0.15, 0.03),
     (80.0, 0.2, 0.25, 0.03),
     (float("inf"), 0.3, 0.3, 0.03),
 )
-# The first row's end for a cell that learns its text by heart sooner. mgru-512 on tiny-shakespeare, one core each:
-# at 7.4 (5.9M characters) 0.1, 0.15 and 0.03 gave 1.4424 and 1.4369 (two seeds) against 1.4505 and 1.4510 for none,
-# where a GRU-512 at 6.9 did better without (above); at 5.6 (4.5M), 1.4540 against 1.4520 for none.
+# The first row's end for a cell that learns its text by heart sooner: an mgru-512 at 7.4 did better with the second
+# row (two seeds), at 5.6 level without.
 FIRST_ROW_END = {"mgru": 6.5}
+# The first row's end for a model smaller than its text (under one parameter per training character, counted as one):
+# twenty minutes of a GRU-512 over the standard library (0.41) after 7.1 passes ended at 1.2904 without dropout, level
+# with five minutes' 1.2916 after 1.8, and at 1.2219 with the second row; at 2.3 passes none gave 1.2706.
+SMALLER_THAN_TEXT_END = 4.0
 FULL_EXPOSURE_PARAMS = 150_000  # from here up (a GRU-256 and larger), exposure counts >= 1 parameter per char
-# Streams per step of a budget run (--batch): half the default, twice the updates for the same characters.
-# Held-out loss (docs/quality.md): GRU-512 at 4.1M characters 1.488 against 1.525 with 64, on one core 8% slower
-# per character; five minutes here (GRU-256, two workers, 20% slower) 1.4875 against 1.4987; --lr 3e-3 instead
-# 1.4944, both 1.4917.
+# Streams per step of a budget run (--batch): half the default, twice the updates for the same characters (a GRU-512
+# at 4.1M characters: 1.488 against 1.525 with 64; docs/quality.md, "Streams per step").
 BATCH = 32
 PATIENCE_SHARE = 0.25  # with a budget, stop when validation has not improved for this share of it
 REFIT_SHARE = 0.1  # a budget run re-fits its REGULARISATION at its first validation pass this far into its budget
@@ -209,11 +198,19 @@ def exposure_of(chars: float, params: int, train_chars: int) -> float:
     return chars / n * per_char
 
 
-def regularisation(exposure: float, cell: str = "gru") -> tuple[float, float, float]:
+def smaller_than(params: int, train_chars: int) -> bool:
+    """Whether a model of ``params`` parameters, :data:`FULL_EXPOSURE_PARAMS` or more, has fewer than its text's
+    ``train_chars`` characters (its exposure counts it as one per character)."""
+    return FULL_EXPOSURE_PARAMS <= params < train_chars
+
+
+def regularisation(exposure: float, cell: str = "gru", smaller_than_text: bool = False) -> tuple[float, float, float]:
     """(dropout, weight drop, weight decay) for a model of ``cell`` that will get ``exposure``
-    (:data:`EXPOSURE_REGULARISATION`, its first row ending at :data:`FIRST_ROW_END` for the cells named there)."""
+    (:data:`EXPOSURE_REGULARISATION`, its first row ending at :data:`FIRST_ROW_END` for the cells named there, and
+    at :data:`SMALLER_THAN_TEXT_END` for a model ``smaller_than_text`` (:func:`smaller_than`))."""
     first, *rest = EXPOSURE_REGULARISATION
-    if exposure <= FIRST_ROW_END.get(cell, first[0]):
+    end = FIRST_ROW_END.get(cell, first[0])
+    if exposure <= (min(end, SMALLER_THAN_TEXT_END) if smaller_than_text else end):
         return tuple(first[1:])
     return next(tuple(row[1:]) for row in rest if exposure <= row[0])
 
@@ -240,7 +237,9 @@ def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[
         if size not in timed:  # a size below the first one timed
             timed[size] = rate_of(size, train=row)
         rate = timed[size]
-        drop = regularisation(exposure_of(rate * seconds, params_of(size, vocab_size), train_chars), size.cell)[:2]
+        params = params_of(size, vocab_size)
+        drop = regularisation(exposure_of(rate * seconds, params, train_chars), size.cell,
+                              smaller_than(params, train_chars))[:2]
         if drop == (0.0, 0.0):
             break
         rate = dropped[size] = timed_for(need, seconds, lambda: rate_of(size, drop, train=row))
@@ -255,8 +254,8 @@ def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[
         up, up_need = above[0]
         choice.short = (up, dropped.get(up, timed[up]) * seconds, up_need, up in dropped)
     choice.passes = rate * seconds / max(train_chars, 1)
-    choice.exposure = exposure_of(choice.chars, params_of(size, vocab_size), train_chars)
-    train.update(zip(REGULARISATION, regularisation(choice.exposure, size.cell)))
+    choice.exposure = exposure_of(choice.chars, params, train_chars)
+    train.update(zip(REGULARISATION, regularisation(choice.exposure, size.cell, smaller_than(params, train_chars))))
     train["patience"] = f"{PATIENCE_SHARE * seconds:g}s"
     return choice
 
@@ -274,7 +273,8 @@ def refit(tcfg: TrainConfig, chars: float, params: int, train_chars: int,
     emptied, so it happens once. Returns {field: (before, after)} of the
     fields that changed.
     """
-    new = dict(zip(REGULARISATION, regularisation(exposure_of(chars, params, train_chars), cell)))
+    new = dict(zip(REGULARISATION, regularisation(exposure_of(chars, params, train_chars), cell,
+                                                  smaller_than(params, train_chars))))
     changed = {k: (getattr(tcfg, k), new[k]) for k in tcfg.refit if getattr(tcfg, k) != new[k]}
     for k, (_, value) in changed.items():
         setattr(tcfg, k, value)
