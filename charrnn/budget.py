@@ -18,9 +18,9 @@ would *see* here. Two measured tables (docs/quality.md) then decide:
   size learns it by heart, and many passes do that even to a model smaller than its text, unless
   the model is among the smallest (docs/quality.md). The more exposure, the more dropout of the
   outputs (--dropout) and of the recurrent weights (--weight-drop), and where there is dropout, a
-  small weight decay (--weight-decay); the scaled GRU, which learns its text by heart sooner, gets
-  them sooner. Dropout slows a step, so a chosen size that gets some is timed again with it, and
-  gives way to the next size down if it then no longer sees what it needs.
+  small weight decay (--weight-decay); the scaled GRU, and a model with fewer parameters than its
+  text has characters, get them sooner. Dropout slows a step, so a chosen size that gets some is
+  timed again with it, and gives way to the next size down if it then no longer sees what it needs.
 
 A budget run trains on fewer streams per step (BATCH, --batch): a short run is short of updates,
 not characters. It also stops early when its validation loss has not improved for a quarter of the
