@@ -104,13 +104,11 @@ EXPOSURE_REGULARISATION = (
 # The first row's end for a cell that learns its text by heart sooner: an mgru-512 at 7.4 did better with the second
 # row (two seeds), at 5.6 level without.
 FIRST_ROW_END = {"mgru": 6.5}
-# The first row's end for a model smaller than its text (under one parameter per training character, counted as one):
-# twenty minutes of a GRU-512 over the standard library (0.41) after 7.1 passes ended at 1.2904 without dropout, level
-# with five minutes' 1.2916 after 1.8, and at 1.2219 with the second row; at 2.3 passes none gave 1.2706.
+# The first row's end for a model smaller than its text (smaller_than): a GRU-512 over the standard library (0.41 per
+# character) after 7.1 passes: 1.2904 without dropout (1.8 passes: 1.2916), 1.2219 with the second row.
 SMALLER_THAN_TEXT_END = 4.0
 FULL_EXPOSURE_PARAMS = 150_000  # from here up (a GRU-256 and larger), exposure counts >= 1 parameter per char
-# Streams per step of a budget run (--batch): half the default, twice the updates for the same characters (a GRU-512
-# at 4.1M characters: 1.488 against 1.525 with 64; docs/quality.md, "Streams per step").
+# Streams per step of a budget run (--batch): half the default, twice the updates per character (docs/quality.md).
 BATCH = 32
 PATIENCE_SHARE = 0.25  # with a budget, stop when validation has not improved for this share of it
 REFIT_SHARE = 0.1  # a budget run re-fits its REGULARISATION at its first validation pass this far into its budget
@@ -199,20 +197,24 @@ def exposure_of(chars: float, params: int, train_chars: int) -> float:
 
 
 def smaller_than(params: int, train_chars: int) -> bool:
-    """Whether a model of ``params`` parameters, :data:`FULL_EXPOSURE_PARAMS` or more, has fewer than its text's
-    ``train_chars`` characters (its exposure counts it as one per character)."""
+    """Whether a model of ``params`` (:data:`FULL_EXPOSURE_PARAMS` or more) has fewer than ``train_chars``."""
     return FULL_EXPOSURE_PARAMS <= params < train_chars
 
 
 def regularisation(exposure: float, cell: str = "gru", smaller_than_text: bool = False) -> tuple[float, float, float]:
-    """(dropout, weight drop, weight decay) for a model of ``cell`` that will get ``exposure``
-    (:data:`EXPOSURE_REGULARISATION`, its first row ending at :data:`FIRST_ROW_END` for the cells named there, and
-    at :data:`SMALLER_THAN_TEXT_END` for a model ``smaller_than_text`` (:func:`smaller_than`))."""
+    """(dropout, weight drop, weight decay) for a model of ``cell`` that will get ``exposure``: the row of
+    :data:`EXPOSURE_REGULARISATION`, the first ending at :data:`FIRST_ROW_END` for the cells named there, and at
+    :data:`SMALLER_THAN_TEXT_END` for a model ``smaller_than_text`` (:func:`smaller_than`)."""
     first, *rest = EXPOSURE_REGULARISATION
     end = FIRST_ROW_END.get(cell, first[0])
     if exposure <= (min(end, SMALLER_THAN_TEXT_END) if smaller_than_text else end):
         return tuple(first[1:])
     return next(tuple(row[1:]) for row in rest if exposure <= row[0])
+
+
+def regularisation_for(chars: float, params: int, train_chars: int, cell: str) -> tuple[float, float, float]:
+    """:func:`regularisation` of a model of ``params`` and ``cell`` that sees ``chars`` of ``train_chars``."""
+    return regularisation(exposure_of(chars, params, train_chars), cell, smaller_than(params, train_chars))
 
 
 def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[..., float]) -> BudgetChoice:
@@ -238,8 +240,7 @@ def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[
             timed[size] = rate_of(size, train=row)
         rate = timed[size]
         params = params_of(size, vocab_size)
-        drop = regularisation(exposure_of(rate * seconds, params, train_chars), size.cell,
-                              smaller_than(params, train_chars))[:2]
+        drop = regularisation_for(rate * seconds, params, train_chars, size.cell)[:2]
         if drop == (0.0, 0.0):
             break
         rate = dropped[size] = timed_for(need, seconds, lambda: rate_of(size, drop, train=row))
@@ -255,7 +256,7 @@ def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[
         choice.short = (up, dropped.get(up, timed[up]) * seconds, up_need, up in dropped)
     choice.passes = rate * seconds / max(train_chars, 1)
     choice.exposure = exposure_of(choice.chars, params, train_chars)
-    train.update(zip(REGULARISATION, regularisation(choice.exposure, size.cell, smaller_than(params, train_chars))))
+    train.update(zip(REGULARISATION, regularisation_for(choice.chars, params, train_chars, size.cell)))
     train["patience"] = f"{PATIENCE_SHARE * seconds:g}s"
     return choice
 
@@ -273,8 +274,7 @@ def refit(tcfg: TrainConfig, chars: float, params: int, train_chars: int,
     emptied, so it happens once. Returns {field: (before, after)} of the
     fields that changed.
     """
-    new = dict(zip(REGULARISATION, regularisation(exposure_of(chars, params, train_chars), cell,
-                                                  smaller_than(params, train_chars))))
+    new = dict(zip(REGULARISATION, regularisation_for(chars, params, train_chars, cell)))
     changed = {k: (getattr(tcfg, k), new[k]) for k in tcfg.refit if getattr(tcfg, k) != new[k]}
     for k, (_, value) in changed.items():
         setattr(tcfg, k, value)
