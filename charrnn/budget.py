@@ -16,16 +16,15 @@ would *see* here. Two measured tables (docs/quality.md) then decide:
   over the training text at its own measured speed, times its parameters per training character
   (at least one, for all but the smallest models). A model that reads its text too often for its
   size learns it by heart, and many passes do that even to a model smaller than its text, unless
-  the model is among the smallest (docs/quality.md). The more exposure, the more dropout of the
-  outputs (--dropout) and of the recurrent weights (--weight-drop), and where there is dropout, a
-  small weight decay (--weight-decay); the scaled GRU, and a model with fewer parameters than its
-  text has characters, get them sooner. Dropout slows a step, so a chosen size that gets some is
-  timed again with it, and gives way to the next size down if it then no longer sees what it needs.
+  the model is among the smallest, which gets them later (docs/quality.md). The more exposure, the more
+  dropout of the outputs (--dropout) and of the recurrent weights (--weight-drop), with a small weight
+  decay (--weight-decay); the scaled GRU, and a model with fewer parameters than its text has
+  characters, get them sooner. Dropout slows a step, so a chosen size that gets some is timed again
+  with it, and gives way to the next size down if it then no longer sees what it needs.
 
-A budget run trains on fewer streams per step (BATCH, --batch): a short run is short of updates,
-not characters. It also stops early when its validation loss has not improved for a quarter of the
-budget (--patience): it anneals its learning rate over as long again (charrnn.loop), then stops,
-keeping the best weights.
+A budget run trains on fewer streams per step (BATCH, --batch): a short run is short of updates, not
+characters. It stops early when its validation loss has not improved for a quarter of the budget
+(--patience): it anneals its learning rate over as long again (charrnn.loop), then stops, keeping the best.
 """
 from __future__ import annotations
 
@@ -101,13 +100,15 @@ EXPOSURE_REGULARISATION = (
     (80.0, 0.2, 0.25, 0.03),
     (float("inf"), 0.3, 0.3, 0.03),
 )
-# The first row's end for a cell that learns its text by heart sooner: an mgru-512 at 7.4 did better with the second
-# row (two seeds), at 5.6 level without.
+# The first row's end for a cell that learns its text by heart sooner: an mgru-512 did better with the second row at
+# 7.4 (two seeds), level without at 5.6.
 FIRST_ROW_END = {"mgru": 6.5}
 # The first row's end for a model smaller than its text (smaller_than): a GRU-512 over the standard library (0.41 per
 # character) after 7.1 passes: 1.2904 without dropout (1.8 passes: 1.2916), 1.2219 with the second row.
 SMALLER_THAN_TEXT_END = 4.0
 FULL_EXPOSURE_PARAMS = 150_000  # from here up (a GRU-256 and larger), exposure counts >= 1 parameter per char
+# The first row's end below FULL_EXPOSURE_PARAMS: the recipes' GRU-128 at 9.5 did 0.002 better without (two pairs).
+SMALL_MODEL_END = 15.0  # over the 14 of one minute on the fastest machine measured
 # Streams per step of a budget run (--batch): half the default, twice the updates per character (docs/quality.md).
 BATCH = 32
 PATIENCE_SHARE = 0.25  # with a budget, stop when validation has not improved for this share of it
@@ -145,19 +146,15 @@ def rows_for(train_chars: int, vocab_size: int) -> list[int]:
 def choose_size(seconds: float, rate_of: Callable[..., float], rows: list[int] | None = None) -> tuple[int, dict]:
     """(the row of :data:`BUDGET_SIZES` for a budget of ``seconds``, {Size: chars/s} of the sizes timed).
 
-    ``rate_of(size, train=row)`` times a size with its row's training
-    defaults (its batch and chunk length, if the row sets them). The result
-    is the largest size of ``rows`` (default: all) that sees, at its own
-    measured rate, the characters it needs: timed from :data:`FIRST_GUESS`
-    (or the smallest size, for a minute or less; or the last of ``rows``, if
-    that is smaller) up while the next size up qualifies, or down until one
-    does. The needs grow with the size and the rates fall with it, so the
-    sizes that qualify are the first few rows and the walk ends at the last.
-    A larger size is not timed when even the smaller one's rate would not
-    show it what it needs. A size whose timing falls just short of its need
-    (:data:`RETIME_WITHIN`) is timed once more and keeps the faster of its
-    two timings, so that a moment's load on a shared machine does not
-    decide the size.
+    ``rate_of(size, train=row)`` times a size with its row's training defaults (its batch and chunk
+    length, if the row sets them). The result is the largest size of ``rows`` (default: all) that sees,
+    at its own measured rate, the characters it needs: timed from :data:`FIRST_GUESS` (or the smallest
+    size, for a minute or less; or the last of ``rows``, if that is smaller) up while the next size up
+    qualifies, or down until one does. The needs grow with the size and the rates fall with it, so the
+    sizes that qualify are the first few rows and the walk ends at the last. A larger size is not timed
+    when even the smaller one's rate would not show it what it needs. A size whose timing falls just
+    short of its need (:data:`RETIME_WITHIN`) is timed once more and keeps the faster of its two
+    timings, so that a moment's load on a shared machine does not decide the size.
     """
     rows, timed = list(range(len(BUDGET_SIZES))) if rows is None else rows, {}
 
@@ -201,12 +198,14 @@ def smaller_than(params: int, train_chars: int) -> bool:
     return FULL_EXPOSURE_PARAMS <= params < train_chars
 
 
-def regularisation(exposure: float, cell: str = "gru", smaller_than_text: bool = False) -> tuple[float, float, float]:
+def regularisation(exposure: float, cell: str = "gru", smaller_than_text: bool = False,
+                   small: bool = False) -> tuple[float, float, float]:
     """(dropout, weight drop, weight decay) for a model of ``cell`` that will get ``exposure``: the row of
-    :data:`EXPOSURE_REGULARISATION`, the first ending at :data:`FIRST_ROW_END` for the cells named there, and at
-    :data:`SMALLER_THAN_TEXT_END` for a model ``smaller_than_text`` (:func:`smaller_than`)."""
+    :data:`EXPOSURE_REGULARISATION`, the first ending at :data:`FIRST_ROW_END` for the cells named there, at
+    :data:`SMALLER_THAN_TEXT_END` if ``smaller_than_text`` (:func:`smaller_than`), at :data:`SMALL_MODEL_END`
+    if ``small``."""
     first, *rest = EXPOSURE_REGULARISATION
-    end = FIRST_ROW_END.get(cell, first[0])
+    end = SMALL_MODEL_END if small else FIRST_ROW_END.get(cell, first[0])
     if exposure <= (min(end, SMALLER_THAN_TEXT_END) if smaller_than_text else end):
         return tuple(first[1:])
     return next(tuple(row[1:]) for row in rest if exposure <= row[0])
@@ -214,7 +213,8 @@ def regularisation(exposure: float, cell: str = "gru", smaller_than_text: bool =
 
 def regularisation_for(chars: float, params: int, train_chars: int, cell: str) -> tuple[float, float, float]:
     """:func:`regularisation` of a model of ``params`` and ``cell`` that sees ``chars`` of ``train_chars``."""
-    return regularisation(exposure_of(chars, params, train_chars), cell, smaller_than(params, train_chars))
+    return regularisation(exposure_of(chars, params, train_chars), cell, smaller_than(params, train_chars),
+                          params < FULL_EXPOSURE_PARAMS)
 
 
 def choose(seconds: float, train_chars: int, vocab_size: int, rate_of: Callable[..., float]) -> BudgetChoice:
