@@ -254,7 +254,7 @@ def test_a_model_smaller_than_its_text_gets_the_second_row_after_fewer_passes():
 def test_the_smallest_model_gets_no_dropout_for_the_passes_a_minute_gives_it():
     """One minute of the recipes' GRU-128 (0.32 parameters per training character) on the fastest machine measured
     made 43 passes, an exposure of 14, and was given the second row: 0.3024. At an exposure of 9.5 it ended 0.0019
-    and 0.0020 lower without dropout than with the second row (docs/quality.md, "Other corpora"). Past its end it
+    and 0.0020 lower without dropout than with the second row (docs/quality.md, "The rule"). Past its end it
     gets the rows as before."""
     train_chars, vocab = 249_564, 58
     small, second = params_of(GRU[128], vocab), budget.EXPOSURE_REGULARISATION[1][1:]
