@@ -18,8 +18,8 @@ GRU_512 = 530_000
 @pytest.fixture
 def corpus(tmp_path):
     path = tmp_path / "c.txt"
-    # 32 streams of 64 fit, so a pool can start, and the text is long enough for a GRU-256 (MAX_PARAMS_PER_CHAR)
-    path.write_text("the quick brown fox jumps over the lazy dog\n" * 5000)
+    # 32 streams of 64 fit, so a pool can start, and the text is long enough for a GRU-256 (SMALL_TEXT_256)
+    path.write_text("the quick brown fox jumps over the lazy dog\n" * 7000)
     return path
 
 
