@@ -36,6 +36,7 @@ class ModelConfig:
     hidden: int = setting(384, "Hidden units per layer.")
     cell: str = setting("gru", "Recurrent cell: rnn, lstm, gru or mgru (a GRU whose recurrent terms the input scales).")
     layers: int = setting(1, "Stacked recurrent layers.")
+    skip: bool = setting(False, "Every layer's output feeds the output layer, not only the top one's.")
     dtype: str = setting("float32", "Parameter dtype (float64 for gradient checks).", cli=False)
     reset_id: int = setting(-1, "Records mode: the newline's id, before which the state resets; -1 off.", cli=False)
 

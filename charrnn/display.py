@@ -180,6 +180,7 @@ def info_table(info: dict) -> Panel:
     rows = [
         ("format version", str(info["format_version"])),
         ("model", f"{cfg['cell']}, {cfg['layers']} layer(s) of {cfg['hidden']} units, {cfg['dtype']}"
+                  + (", every layer to the output" if cfg.get("skip") else "")
                   + (", records mode" if info.get("records") else "")),
         ("parameters", f"{info['params']:,}"),
         ("vocabulary", f"{info['vocab_size']} characters: " + "".join(show_char(c) for c in info["vocab"])),

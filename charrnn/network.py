@@ -7,7 +7,7 @@ For layer k (0-based):
     W_aa.k  (H, G*H)       recurrent weights
     b_a.k   (G*H,)         gate bias, added on the input side: x_t @ W_ax + b_a
                            (2G*H wide for a scaled cell, the scales' offsets in the second half)
-    W_ya    (H, V)         output projection
+    W_ya    (H, V)         output projection ((L*H, V) with skip: every layer's output, the first layer's first)
     b_y     (V,)           output bias
 
 so that, for the vanilla RNN (G = 1),
@@ -40,7 +40,7 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
         shapes[f"W_ax.{k}"] = (V if k == 0 else H, IH)
         shapes[f"W_aa.{k}"] = (H, GH)
         shapes[f"b_a.{k}"] = (IH,)
-    shapes["W_ya"] = (H, V)
+    shapes["W_ya"] = (H * (cfg.layers if cfg.skip else 1), V)
     shapes["b_y"] = (V,)
     return shapes
 
@@ -84,11 +84,8 @@ def num_params(params: dict[str, np.ndarray]) -> int:
 
 
 def reset_mask(cfg: ModelConfig, x, dtype):
-    """Records mode: (T, B, 1) with 0 where x_t is the reset character (a newline), else None.
-
-    The state entering a newline is zeroed, so what the model predicts after
-    a newline, and everything in the next record, ignores earlier records.
-    """
+    """Records mode: (T, B, 1) with 0 where x_t is the reset character (a newline), else None. The state
+    entering a newline is zeroed, so what follows it, and the whole next record, ignores earlier records."""
     if cfg.reset_id < 0:
         return None
     return (x != cfg.reset_id).astype(dtype)[:, :, None]
@@ -102,9 +99,7 @@ class Dropout(NamedTuple):
 
     @classmethod
     def of(cls, dropout: "float | Dropout | None") -> "Dropout":
-        if dropout is None:
-            return cls()
-        return dropout if isinstance(dropout, Dropout) else cls(float(dropout))
+        return cls() if dropout is None else dropout if isinstance(dropout, Dropout) else cls(float(dropout))
 
     @property
     def active(self) -> bool:
@@ -119,13 +114,9 @@ def _weight_mask(rng, W, p: float):
 
 
 def _dropout_mask(rng, shape, p: float, dtype, part=None):
-    """Inverted dropout: keep with probability 1-p and scale by 1/(1-p), so eval needs no change.
-
-    shape is (T, b, H). With ``part`` = (start, stop, B), the chunk holds
-    streams start:stop of a batch of B: the draws are made for all B streams
-    and this part's columns kept, so that the masks do not depend on how a
-    batch is shared between workers.
-    """
+    """Inverted dropout: keep with probability 1-p and scale by 1/(1-p), so eval needs no change. shape is
+    (T, b, H). With ``part`` = (start, stop, B), the chunk holds streams start:stop of a batch of B: the draws
+    are made for all B streams and this part's kept, so masks do not depend on how workers share a batch."""
     if part is None:
         draws = rng.random(shape, dtype=np.float32)
     else:
@@ -158,8 +149,8 @@ def layers_forward(params, cfg, x, state0, dropout: "float | Dropout" = 0.0, rng
     is first multiplied by an inverted-dropout mask of its entries, one for
     the whole chunk, and each layer's output by a fresh mask before it feeds
     the next layer or the output projection, all drawn from ``rng``
-    (``part``: see _dropout_mask).
-    Returns (top output (T, B, H), state_last (L, B, S), a LayerCache per layer).
+    (``part``: see _dropout_mask). Returns (output (T, B, H), or (T, B, L*H) of every layer with cfg.skip;
+    state_last (L, B, S); a LayerCache per layer).
     """
     cell = CELLS[cfg.cell]
     drop = Dropout.of(dropout)
@@ -168,7 +159,7 @@ def layers_forward(params, cfg, x, state0, dropout: "float | Dropout" = 0.0, rng
     state_last = np.empty_like(state0)
     n_sig, GH = cell.n_sig * cfg.hidden, cell.gates * cfg.hidden
     halve = [slice(0, n_sig)] + ([slice(GH, GH + n_sig)] if cell.scaled else [])  # the sigmoid gates' columns
-    inp, caches = None, []
+    inp, caches, outs = None, [], []
     for k in range(cfg.layers):
         W, b = params[f"W_ax.{k}"], params[f"b_a.{k}"]
         if n_sig or cell.scaled:  # exact: halving commutes with the sums and products
@@ -193,7 +184,8 @@ def layers_forward(params, cfg, x, state0, dropout: "float | Dropout" = 0.0, rng
             hs = hs * mask
         caches.append(LayerCache(inp, W_aa, wmask, cache, mask))
         inp = hs
-    return inp, state_last, caches
+        outs.append(hs)
+    return (np.concatenate(outs, axis=2) if cfg.skip else inp), state_last, caches
 
 
 ONE_HOT_MAX_V = 256  # up to this vocabulary size, a one-hot product is the fastest scatter
@@ -248,7 +240,7 @@ def loss_and_grads(params, cfg: ModelConfig, x, y, state0, dropout: "float | Dro
     H = cfg.hidden
     cell = CELLS[cfg.cell]
     top, state_last, caches = layers_forward(params, cfg, x, state0, dropout, rng, part)
-    h = top.reshape(T * B, H)
+    h = top.reshape(T * B, -1)  # (N, H), or (N, L*H) with skip
     logits = output(params, h)  # (N, V)
     yf = y.reshape(-1)
     nll, e, s = _log_softmax_nll(logits, yf)
@@ -260,9 +252,12 @@ def loss_and_grads(params, cfg: ModelConfig, x, y, state0, dropout: "float | Dro
     dlogits[np.arange(N), yf] -= 1
     dlogits *= 1.0 / N
     grads = {"W_ya": h.T @ dlogits, "b_y": dlogits.sum(axis=0)}
-    dh = (dlogits @ params["W_ya"].T).reshape(T, B, H)
+    dout = (dlogits @ params["W_ya"].T).reshape(T, B, -1)  # (T, B, H), or (T, B, L*H) with skip
+    dh = dout[:, :, -H:]
     for k in range(cfg.layers - 1, -1, -1):
         c = caches[k]
+        if cfg.skip and k < cfg.layers - 1:
+            dh = dh + dout[:, :, k * H : (k + 1) * H]  # from the layer above and straight from the output
         if c.out_mask is not None:
             dh *= c.out_mask
         dxp, dW_aa, _ = cell.backward(c.W_aa, c.cell, dh)
@@ -307,14 +302,16 @@ def output(params, top):
 
 
 def step_top(params, cfg: ModelConfig, ids, state):
-    """:func:`step` short of the output layer: (the top layer's output (B, H), new state (L, B, S))."""
+    """:func:`step` short of the output layer: (the top layer's output (B, H), or every layer's (B, L*H) with
+    cfg.skip; new state (L, B, S))."""
     cell = CELLS[cfg.cell]
     if cfg.reset_id >= 0:
         state = state * (ids != cfg.reset_id).astype(state.dtype)[None, :, None]
     new = np.empty_like(state)
-    h = None
+    h, outs = None, []
     for k in range(cfg.layers):
         xp = params["W_ax.0"][ids] if k == 0 else h @ params[f"W_ax.{k}"]  # (B, G*H), fresh
         xp += params[f"b_a.{k}"]
         h, new[k] = cell.step(params[f"W_aa.{k}"], xp, state[k])
-    return h, new
+        outs.append(h)
+    return (np.concatenate(outs, axis=1) if cfg.skip else h), new

@@ -86,7 +86,7 @@ def _fresh(opts: TrainOptions, corpus: Corpus, seconds: float | None, warn, cali
         raise CharRNNError(f"the corpus has {n} character(s); at least 2 are needed to learn anything")
     vocab = corpus.vocab
     shape, tcfg = opts.given(MODEL_FIELDS), TrainConfig(**opts.train_config())
-    if seconds is not None and not shape:
+    if seconds is not None and not shape.keys() - {"skip"}:  # --skip alone leaves the size to the budget
         held = 0 if tcfg.val_files else min(int(n * tcfg.val_frac), tcfg.val_max or n)
 
         def rate_of(size, dropout=(0.0, 0.0), train=None):  # on the streams its row (train) would train on
@@ -95,7 +95,7 @@ def _fresh(opts: TrainOptions, corpus: Corpus, seconds: float | None, warn, cali
             return calibrate(vocab.size, size, *fit_shape(n - held, batch, seq_len), dropout)
         choice = budget.choose(seconds, n - held, vocab.size, rate_of)
         choice.train = {k: v for k, v in choice.train.items() if getattr(opts, k) is None}  # flags win
-        shape, tcfg = choice.size.shape(), replace(tcfg, **choice.train)
+        shape, tcfg = {**choice.size.shape(), **shape}, replace(tcfg, **choice.train)
         tcfg.refit = [k for k in budget.REGULARISATION if k in choice.train]
         warn(f"note: --time {opts.time}: {budget.describe(choice)} (pass --hidden to choose)")
     mcfg = ModelConfig(vocab_size=vocab.size, **shape)

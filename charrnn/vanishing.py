@@ -36,8 +36,9 @@ def gradient_norms(ck: Checkpoint, ids: np.ndarray, span: int, samples: int, rng
     h_t = top[-1]  # (B, H)
     p = softmax(h_t @ params["W_ya"] + params["b_y"])  # (B, V)
     p[np.arange(B), y_last] -= 1  # dL_t/dlogits for each stream's own loss
-    dhs = np.zeros_like(top)
-    dhs[-1] = (p @ params["W_ya"].T).astype(top.dtype)
+    H = cfg.hidden
+    dhs = np.zeros(top.shape[:2] + (H,), dtype=top.dtype)  # (W, B, H): the top layer's, also with skip
+    dhs[-1] = (p @ params["W_ya"].T)[:, -H:].astype(top.dtype)  # with skip, W_ya's last H rows read the top layer
     norms = [np.linalg.norm(dhs[-1].astype(np.float64), axis=1)]  # k = 0: dL_t/da_t
     trace: list = []
     top_cache = caches[-1]

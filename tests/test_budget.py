@@ -1,13 +1,16 @@
 """The --time budget rule: its tables pinned by the numbers in docs/quality.md, and the speed it measures."""
+import json
 import re
 
 import pytest
+from rich.console import Console
 
 import charrnn
 from charrnn import budget, checkpoint, network
 from charrnn.budget import BUDGET_SIZES, Size, choose, choose_size, params_of
 from charrnn.checkpoint import new_checkpoint
 from charrnn.config import ModelConfig, TrainConfig
+from charrnn.display import info_table
 from charrnn.events import Reporter
 from charrnn.gradients import InProcess
 from charrnn.loop import Progress
@@ -564,3 +567,31 @@ def test_a_flag_given_on_resume_is_not_refitted(tmp_path, monkeypatch):
     charrnn.train(CORPORA / "home.txt", out, time="60s", workers=1, steps=6, eval_every=1, resume=True, dropout=0.05)
     tcfg = checkpoint.load(str(out)).train_config
     assert (tcfg.dropout, tcfg.weight_drop, tcfg.refit) == (0.05, 0.3, [])
+
+
+def test_skip_alone_leaves_the_size_to_the_budget_and_info_names_it(tmp_path, monkeypatch, cli):
+    """--skip is no size: with --time and no --cell, --hidden or --layers the budget still chooses the model, and
+    the model it builds has every layer feeding the output; --resume with --skip against a model without it is a
+    usage error."""
+    monkeypatch.setattr(budget, "measure_rate", lambda by, vocab_size, size, batch, seq_len, steps=3, dropout=(0, 0):
+                        2e7 * ONE[size])
+    twice = tmp_path / "twice.txt"  # supports a GRU-384 at most (as in the end-to-end test above)
+    twice.write_text((CORPORA / "pantry.txt").read_text() * 2)
+    out = tmp_path / "s.npz"
+    r = cli("train", twice, "--time", "3s", "--skip", "--steps", "2", "--workers", "1", "-o", out)
+    assert r.exit_code == 0, r.stderr
+    assert "note: --time 3s: gru of 384 units" in r.stderr
+    ck = checkpoint.load(str(out))
+    assert ck.model_config.skip and budget.Size.of(ck.model_config) == GRU[384]
+    info = cli("info", out, "--json")
+    assert info.exit_code == 0 and json.loads(info.stdout)["config"]["skip"] is True
+    plain = tmp_path / "p.npz"
+    assert cli("train", twice, "--hidden", "16", "--steps", "2", "--workers", "1", "-o", plain).exit_code == 0
+    assert json.loads(cli("info", plain, "--json").stdout)["config"]["skip"] is False
+    shown = [Console(width=300, record=True) for _ in range(2)]
+    for console, path in zip(shown, (out, plain)):
+        console.print(info_table(charrnn.load(str(path)).info.to_dict()))
+    assert "every layer to the output" in shown[0].export_text()
+    assert "every layer to the output" not in shown[1].export_text()
+    again = cli("train", twice, "--resume", "--skip", "--steps", "4", "--workers", "1", "-o", plain)
+    assert again.exit_code == 2 and "--skip True differs from the checkpoint's False" in again.stderr

@@ -97,9 +97,10 @@ def test_lstm_forget_gate_bias_starts_at_one():
         assert (b[4:8] == 1).all() and (b[:4] == 0).all() and (b[8:] == 0).all()
 
 
+@pytest.mark.parametrize("skip", [False, True])
 @pytest.mark.parametrize("cell", CELLS)
-def test_step_by_step_equals_the_chunk_for_every_cell(cell):
-    cfg = ModelConfig(vocab_size=5, hidden=4, cell=cell, layers=2, dtype="float64")
+def test_step_by_step_equals_the_chunk_for_every_cell(cell, skip):
+    cfg = ModelConfig(vocab_size=5, hidden=4, cell=cell, layers=2, dtype="float64", skip=skip)
     rng = np.random.default_rng(0)
     params = network.init_params(cfg, rng)
     x = rng.integers(0, 5, (7, 2))
@@ -181,6 +182,15 @@ def test_gradcheck_command_passes_and_fails_on_the_tolerance(cli):
     assert ok.exit_code == 0 and "passed" in ok.stdout and "W_aa.1" in ok.stdout
     bad = cli("gradcheck", "--tolerance", "1e-30", "--json")
     assert bad.exit_code == 1 and json.loads(bad.stdout)["passed"] is False
+
+
+def test_gradcheck_and_gradients_take_a_model_whose_every_layer_feeds_the_output(cli, tmp_path):
+    ok = cli("gradcheck", "--cell", "mgru", "--layers", 2, "--skip", "--hidden", 4, "--dropout", 0.2, "--json")
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["passed"] is True
+    out, text = tmp_path / "s.npz", str(CORPORA / "pantry.txt")
+    assert cli("train", text, "--layers", 2, "--skip", "--hidden", 16, "--steps", 2, "-o", out, "-q").exit_code == 0
+    g = cli("gradients", "-m", out, text, "--span", 6, "--samples", 4, "--json")  # the top layer's, through time
+    assert g.exit_code == 0 and len(json.loads(g.stdout)["norm"]) == 7
 
 
 def test_gradients_vanish_in_an_untrained_vanilla_rnn(cli, tmp_path):

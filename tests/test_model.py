@@ -8,6 +8,28 @@ from charrnn.config import ModelConfig, TrainConfig
 from charrnn.gradcheck import check_gradients
 
 
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "mgru"])
+def test_every_gradient_matches_central_differences_when_every_layer_feeds_the_output(cell):
+    cfg = ModelConfig(vocab_size=6, hidden=5, layers=3, cell=cell, skip=True)
+    assert network.param_shapes(cfg)["W_ya"] == (15, 6)
+    errors = check_gradients(cfg, seq_len=6, batch=3, dropout=network.Dropout(0.2, 0.2))
+    assert set(errors) == set(network.param_shapes(cfg)) and max(errors.values()) < 1e-6, errors
+
+
+def test_with_skip_the_lower_layers_reach_the_loss_directly():
+    """With skip, the first layer's share of W_ya moves the loss, and without it there is no such share."""
+    cfg = ModelConfig(vocab_size=5, hidden=4, layers=2, skip=True, dtype="float64")
+    rng = np.random.default_rng(0)
+    params = network.init_params(cfg, rng)
+    x = rng.integers(0, 5, (6, 2))
+    s = network.zero_state(cfg, 2)
+    base, _ = network.chunk_nll(params, cfg, x, x, s)
+    params["W_ya"][:4] = 0  # the first layer's rows
+    moved, _ = network.chunk_nll(params, cfg, x, x, s)
+    assert not np.allclose(base, moved)
+    assert network.param_shapes(ModelConfig(vocab_size=5, hidden=4, layers=2))["W_ya"] == (4, 5)
+
+
 @pytest.mark.parametrize("layers", [1, 2])
 def test_every_gradient_matches_central_differences(layers):
     errors = check_gradients(ModelConfig(vocab_size=6, hidden=7, layers=layers), seq_len=6, batch=3)

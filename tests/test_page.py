@@ -94,6 +94,8 @@ def cell_models(tmp_path_factory):
         out = folder / f"{cell}.npz"
         charrnn.train(corpus, out, cell=cell, layers=layers, hidden=24, steps=40, lr=0.01, workers=1)
         paths[cell] = out
+    paths["lstm-skip"] = folder / "lstm-skip.npz"  # every layer feeding the output
+    charrnn.train(corpus, paths["lstm-skip"], cell="lstm", layers=2, skip=True, hidden=24, steps=40, lr=0.01, workers=1)
     return paths
 
 
@@ -104,7 +106,7 @@ def _top_five(pg) -> list:
 
 
 @pytest.mark.parametrize("float16", [False, True])
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "mgru"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "mgru", "lstm-skip"])
 def test_the_exported_page_runs_the_model_without_a_server(page, cell_models, tmp_path, cell, float16):
     model, html = cell_models[cell], tmp_path / f"{cell}.html"
     args = [sys.executable, "-m", "charrnn", "export", str(model), "-o", str(html)] + (["--float16"] if float16 else [])

@@ -76,6 +76,7 @@ def plot(
 def gradcheck(
     cell: str = typer.Option("rnn", help="Cell to check: rnn, lstm, gru or mgru."),
     layers: int = typer.Option(1, help="Stacked layers."),
+    skip: bool = typer.Option(False, "--skip", help="Every layer's output feeds the output layer."),
     hidden: int = typer.Option(8, help="Hidden units (small: every weight is perturbed twice)."),
     seq_len: int = typer.Option(6, help="Time steps backpropagated through."),
     vocab: int = typer.Option(7, help="Vocabulary size of the random data."),
@@ -98,7 +99,7 @@ def gradcheck(
 
       charrnn gradcheck --cell lstm --layers 2 --hidden 6 --seq-len 8
     """
-    mcfg = ModelConfig(vocab_size=vocab, hidden=hidden, cell=cell, layers=layers)
+    mcfg = ModelConfig(vocab_size=vocab, hidden=hidden, cell=cell, layers=layers, skip=skip)
     mcfg.check()
     if seq_len < 1:
         raise UsageError(f"--seq-len must be positive, not {seq_len}")
