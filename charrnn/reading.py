@@ -56,7 +56,8 @@ class Reads:
         self.params, self.cfg = model.weights(), model.checkpoint.model_config
         self.rows: list[Read] = []
         self.state = network.zero_state(self.cfg, 0)  # (L, R, S)
-        self.tops = np.zeros((BUFFER, 0, self.cfg.hidden), dtype=self.state.dtype)  # (BUFFER, R, H) unscored steps
+        self.width = self.params["W_ya"].shape[0]  # what the output layer reads: H, or L*H with skip
+        self.tops = np.zeros((BUFFER, 0, self.width), dtype=self.state.dtype)  # (BUFFER, R, H) unscored steps
         self.fill = 0  # steps in tops
         self.ids = np.zeros((0, 1), dtype=np.int64)  # (R, W) each row's text as ids, padded with 0 after its end
         self.pos = np.zeros(0, dtype=np.int64)  # (R,) characters each row has read
@@ -80,7 +81,7 @@ class Reads:
         self.rows.append(read)
         L, _, S = self.state.shape
         self.state = np.concatenate([self.state, np.zeros((L, 1, S), dtype=self.state.dtype)], axis=1)
-        self.tops = np.concatenate([self.tops, np.zeros((BUFFER, 1, self.cfg.hidden), dtype=self.tops.dtype)], axis=1)
+        self.tops = np.concatenate([self.tops, np.zeros((BUFFER, 1, self.width), dtype=self.tops.dtype)], axis=1)
         self.pos = np.append(self.pos, 0)
         self.ends = np.append(self.ends, n - 1 if scoring else n)
         self.scoring = np.append(self.scoring, scoring)

@@ -33,7 +33,7 @@ def gradient_norms(ck: Checkpoint, ids: np.ndarray, span: int, samples: int, rng
     state = network.zero_state(cfg, B)
     _, state = network.chunk_logits(params, cfg, warm, state)
     top, _, caches = network.layers_forward(params, cfg, x, state)
-    h_t = top[-1]  # (B, H)
+    h_t = top[-1]  # (B, H), or (B, L*H) with skip
     p = softmax(h_t @ params["W_ya"] + params["b_y"])  # (B, V)
     p[np.arange(B), y_last] -= 1  # dL_t/dlogits for each stream's own loss
     H = cfg.hidden

@@ -342,8 +342,9 @@ def test_batch_texts_are_the_streamed_characters_and_a_shared_prime_is_read_once
         np.testing.assert_array_equal(batch.state[:, row], state[:, 0])
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "mgru"])
-def test_texts_read_beside_samples_get_what_each_gets_read_alone(tmp_path, cell):
+@pytest.mark.parametrize("cell, skip", [("rnn", False), ("lstm", False), ("gru", False), ("mgru", False),
+                                        ("mgru", True)])
+def test_texts_read_beside_samples_get_what_each_gets_read_alone(tmp_path, cell, skip):
     """The server's engine reads probs and score texts as rows of the same network steps as its samples (one
     step at a time while samples run, chunks of characters while none do); each text from a zero state."""
     import charrnn
@@ -355,7 +356,7 @@ def test_texts_read_beside_samples_get_what_each_gets_read_alone(tmp_path, cell)
 
     corpus = tmp_path / "c.txt"
     corpus.write_text(open(CORPORA / "pantry.txt", encoding="utf-8").read()[:20000], encoding="utf-8")
-    charrnn.train(corpus, tmp_path / "m.npz", steps=3, hidden=24, cell=cell, layers=2, workers=1)
+    charrnn.train(corpus, tmp_path / "m.npz", steps=3, hidden=24, cell=cell, layers=2, skip=skip, workers=1)
     m = charrnn.load(tmp_path / "m.npz")
     text = corpus.read_text(encoding="utf-8")
     lengths = [1, 2, BUFFER - 1, BUFFER, BUFFER + 1, READ_AHEAD * 3 + 5, 600]  # across buffer and chunk edges
