@@ -95,7 +95,7 @@ class Model:
     """A trained character model: generation, next-character probabilities and scoring."""
 
     def __init__(self, ck: Checkpoint, path: str | None = None):
-        self.checkpoint, self.path = ck, path
+        self.checkpoint, self.path = ck, None if path is None else os.fspath(path)  # a str, also from a Path
         # what every method computes with: the checkpoint with the weights it serves in place of the last step's
         self._use = replace(ck, params=ck.use_params, served=None, average=None, opt_state={})
 
@@ -304,6 +304,6 @@ class Model:
         return PerChar(ck.vocab.decode(ids[1:]), nats, p_top)
 
 
-def load(path: str) -> Model:
+def load(path: str | os.PathLike) -> Model:
     """Load a checkpoint written by ``charrnn train``; raises CharRNNError naming any problem."""
     return Model(checkpoint.load(path), path)

@@ -590,7 +590,7 @@ def test_skip_alone_leaves_the_size_to_the_budget_and_info_names_it(tmp_path, mo
     assert json.loads(cli("info", plain, "--json").stdout)["config"]["skip"] is False
     shown = [Console(width=300, record=True) for _ in range(2)]
     for console, path in zip(shown, (out, plain)):
-        console.print(info_table(charrnn.load(str(path)).info.to_dict()))
+        console.print(info_table(charrnn.load(path).info.to_dict()))
     assert "every layer to the output" in shown[0].export_text()
     assert "every layer to the output" not in shown[1].export_text()
     again = cli("train", twice, "--resume", "--skip", "--steps", "4", "--workers", "1", "-o", plain)

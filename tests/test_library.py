@@ -207,3 +207,20 @@ def test_modules_and_functions_stay_small():
             if isinstance(node, ast.FunctionDef) and path.name not in ("cells.py", "gru_cells.py"):
                 first = node.body[0].lineno  # typer commands: count from the body, not the option list
                 assert node.end_lineno - first + 1 <= 60, f"{path.name}:{node.name}"
+
+
+def test_a_model_loaded_or_trained_from_a_path_object_reports_its_path_as_text(tmp_path):
+    """charrnn.load and charrnn.train take a pathlib.Path; the model's info keeps the path as a str, which the
+    info table (rich markup) needs."""
+    from rich.console import Console
+
+    from charrnn.display import info_table
+
+    out = tmp_path / "p.npz"
+    trained = charrnn.train(CORPORA / "home.txt", out, steps=2, hidden=8, workers=1).model
+    loaded = charrnn.load(out)
+    for model in (trained, loaded):
+        assert model.path == str(out) and model.info.path == str(out)
+        console = Console(width=200, record=True)
+        console.print(info_table(model.info.to_dict()))
+        assert "p.npz" in console.export_text()
