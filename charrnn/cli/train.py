@@ -65,6 +65,8 @@ def _flag(f) -> tuple[str, object, object]:
     flag = "--" + f.name.replace("_", "-")
     if hint is bool:
         return f.name, bool, typer.Option(False, flag, help=help_text)
+    if hint == Optional[bool]:  # a config's switch, unset unless given either way (a budget may set it)
+        return f.name, hint, typer.Option(None, f"{flag}/--no-{flag[2:]}", help=help_text, show_default=False)
     choices = f.metadata.get("choices")
     if choices:
         hint = Optional[Enum(f.name.title().replace("_", ""), {c: c for c in choices}, type=str)]
