@@ -46,13 +46,15 @@ class Size:
     hidden: int  # units per layer
     layers: int = 1  # stacked recurrent layers
     cell: str = "gru"  # recurrent cell (charrnn.cells.CELLS)
+    skip: bool = False  # every layer's output feeds the output layer (ModelConfig.skip); not a size: SIZED_BY
 
     def __str__(self) -> str:  # as the budget's note names it
-        return f"{self.cell} of {self.hidden} units" + (f" x {self.layers} layers" if self.layers > 1 else "")
+        return (f"{self.cell} of {self.hidden} units" + (f" x {self.layers} layers" if self.layers > 1 else "")
+                + (", every layer to the output" if self.skip and self.layers > 1 else ""))
 
     def shape(self) -> dict:
         """The ModelConfig fields of this size."""
-        return {"hidden": self.hidden, "cell": self.cell, "layers": self.layers}
+        return {"hidden": self.hidden, "cell": self.cell, "layers": self.layers, "skip": self.skip}
 
     def config(self, vocab_size: int) -> ModelConfig:  # a model of this size over vocab_size characters
         return ModelConfig(vocab_size=vocab_size, **self.shape())
@@ -60,9 +62,10 @@ class Size:
     @classmethod
     def of(cls, cfg: ModelConfig) -> Size:
         """The size of a model of ``cfg``."""
-        return cls(cfg.hidden, cfg.layers, cfg.cell)
+        return cls(cfg.hidden, cfg.layers, cfg.cell, cfg.skip)
 
 
+SIZED_BY = ("hidden", "layers", "cell")  # given any of these, the run is sized by its flags, not by a budget
 FIRST_GUESS = Size(512)  # the size timed first for budgets over a minute (the smallest for shorter ones)
 # A size whose timing shows it at least this share of the characters it needs, but not all, is timed again: a minute
 # of a GRU-512's timings on a shared 2-vCPU machine read 16.6k-22.6k chars/s (benchmarks/timing_noise.py).
@@ -76,16 +79,16 @@ SMALL_TEXT_256 = 0.9  # the GRU-256's most: over the recipes (0.93, 1.03) it did
 # (fewest, most) parameters per training character of a text it is taken for). Each need sits between held-out losses
 # of tiny-shakespeare's last 10% where the row lost and where it won against the row before, in the same time: GRU-384
 # 2.4M lost, 4.8M won; GRU-512 3.2M lost, 4.0M won; mgru-512 5.2M lost, 5.4M won; two mgru layers of 384 on 16 x 256
-# chunks (a speaker's previous line is further back than 64), 9.0M won (twenty minutes gave 1.4086-1.4208 against a
-# GRU-512's 1.4167-1.4211). GRU-256's is converted from a GRU-512's; a GRU-512 with decay beat a GRU-768's twenty
-# minutes, so GRU-768 needs 20M; GRU-1024's 30M is set above it, not measured. Every figure: docs/quality.md.
+# chunks (a speaker's previous line is further back than 64) 9.0M won, and with skip 0.005-0.008 better still.
+# GRU-256's is converted from a GRU-512's; a GRU-512 with decay beat a GRU-768's twenty minutes, so GRU-768 needs 20M;
+# GRU-1024's 30M is set above it, not measured. Every figure: docs/quality.md.
 BUDGET_SIZES = (
     (Size(128), 0.0, {"lr": 4e-3}, (0.0, float("inf"))),
     (Size(256), 3.5e6, {}, (0.0, SMALL_TEXT_256)),
     (Size(384), 4.0e6, {}, (0.0, MAX_PARAMS_PER_CHAR)),
     (Size(512), 4.0e6, {}, (0.0, MAX_PARAMS_PER_CHAR)),
     (Size(512, 1, "mgru"), 5.4e6, {}, (1.0, MAX_PARAMS_PER_CHAR)),
-    (Size(384, 2, "mgru"), 8.0e6, {"batch": 16, "seq_len": 256, "val_frac": 0.02}, (MAX_PARAMS_PER_CHAR, 2.2)),
+    (Size(384, 2, "mgru", True), 8.0e6, {"batch": 16, "seq_len": 256, "val_frac": 0.02}, (MAX_PARAMS_PER_CHAR, 2.2)),
     (Size(768), 2.0e7, {}, (0.0, MAX_PARAMS_PER_CHAR)),
     (Size(1024), 3.0e7, {}, (0.0, MAX_PARAMS_PER_CHAR)),
 )
@@ -265,14 +268,11 @@ def refit(tcfg: TrainConfig, chars: float, params: int, train_chars: int,
           cell: str) -> dict[str, tuple[float, float]]:
     """Re-fit the regularisation a budget chose to the exposure the run actually reaches, once.
 
-    ``chars`` is what the run will have seen at the end of its budget at the
-    speed it has trained at so far, ``params`` the model's parameters,
-    ``train_chars`` the characters it trains on and ``cell`` its recurrent
-    cell. The fields named in ``tcfg.refit`` (those of
-    :data:`REGULARISATION` the budget set, not a flag) take the values
-    :func:`regularisation` gives that exposure, and ``tcfg.refit`` is
-    emptied, so it happens once. Returns {field: (before, after)} of the
-    fields that changed.
+    ``chars`` is what the run will have seen at the end of its budget at the speed it has trained at so far,
+    ``params`` the model's parameters, ``train_chars`` the characters it trains on and ``cell`` its recurrent
+    cell. The fields named in ``tcfg.refit`` (those of :data:`REGULARISATION` the budget set, not a flag) take
+    the values :func:`regularisation` gives that exposure, and ``tcfg.refit`` is emptied, so it happens once.
+    Returns {field: (before, after)} of the fields that changed.
     """
     new = dict(zip(REGULARISATION, regularisation_for(chars, params, train_chars, cell)))
     changed = {k: (getattr(tcfg, k), new[k]) for k in tcfg.refit if getattr(tcfg, k) != new[k]}

@@ -12,7 +12,7 @@ and the learning-rate schedule. charrnn.trainer runs what it returns.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -86,7 +86,7 @@ def _fresh(opts: TrainOptions, corpus: Corpus, seconds: float | None, warn, cali
         raise CharRNNError(f"the corpus has {n} character(s); at least 2 are needed to learn anything")
     vocab = corpus.vocab
     shape, tcfg = opts.given(MODEL_FIELDS), TrainConfig(**opts.train_config())
-    if seconds is not None and not shape.keys() & {f.name for f in fields(budget.Size)}:  # a budget sizes the rest
+    if seconds is not None and not shape.keys() & set(budget.SIZED_BY):  # a budget sizes the rest
         held = 0 if tcfg.val_files else min(int(n * tcfg.val_frac), tcfg.val_max or n)
 
         def rate_of(size, dropout=(0.0, 0.0), train=None):  # on the streams its row (train) would train on
@@ -95,6 +95,7 @@ def _fresh(opts: TrainOptions, corpus: Corpus, seconds: float | None, warn, cali
             return calibrate(vocab.size, size, *fit_shape(n - held, batch, seq_len), dropout)
         choice = budget.choose(seconds, n - held, vocab.size, rate_of)
         choice.train = {k: v for k, v in choice.train.items() if getattr(opts, k) is None}  # flags win
+        choice.size = replace(choice.size, **shape)  # --skip or --no-skip, as the note then says
         shape, tcfg = {**choice.size.shape(), **shape}, replace(tcfg, **choice.train)
         tcfg.refit = [k for k in budget.REGULARISATION if k in choice.train]
         warn(f"note: --time {opts.time}: {budget.describe(choice)} (pass --hidden to choose)")
