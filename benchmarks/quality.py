@@ -24,7 +24,8 @@ chooses (no flags) and prints the budgets side by side: the model and
 dropout chosen, characters seen, what stopped it, which weights the file
 serves, the held-out loss and its change from the previous budget. Under
 each budget's row go the run's own notes: what it chose and why, and any
-re-fit of its regularisation.
+re-fit of its regularisation. --table FILE prints that table again from its
+--json output saved in FILE.
 """
 from __future__ import annotations
 
@@ -138,10 +139,19 @@ def budget_check(corpus: str, budgets: list[str], json_output: bool = False) -> 
         print(json.dumps(rows, indent=2))
 
 
+def print_table(corpus: str, saved: str) -> None:
+    """The side-by-side table of budget_check's rows, read from ``saved`` (its --json output)."""
+    with open(saved, encoding="utf-8") as f:
+        rows = json.load(f)
+    print_header(corpus)
+    for i, row in enumerate(rows):
+        print_row(row, rows[i - 1]["held_out_nats"] if i else None)
+
+
 def print_header(corpus: str) -> None:
     """The heading of budget_check's side-by-side table."""
     print(f"corpus {os.path.basename(corpus)}: train on the first 90%, charrnn eval of the -o file on the last 10%")
-    print(f"{'budget':<7} {'model':<10} {'chunks':>6} {'dropout':>7} {'w-drop':>6} {'decay':>5} {'chars/s':>8} "
+    print(f"{'budget':<7} {'model':<15} {'chunks':>6} {'dropout':>7} {'w-drop':>6} {'decay':>5} {'chars/s':>8} "
           f"{'chars seen':>11} {'val+avg':>7} {'stopped by':>10} {'served':>16} {'held-out':>9} {'vs last':>8}",
           flush=True)
 
@@ -152,9 +162,9 @@ def print_row(row: dict, last: float | None) -> None:
     gain = "" if last is None else f"{row['held_out_nats'] - last:+.4f}"
     share = row["val_seconds"] / row["seconds"] if row["seconds"] else 0.0
     layers = "" if row.get("layers", 1) == 1 else f"{row['layers']}x"
-    model = f"{row['cell']}-{layers}{row['hidden']}"
+    model = f"{row['cell']}-{layers}{row['hidden']}" + ("+skip" if row.get("skip") else "")
     chunks = f"{row.get('batch', '?')}x{row.get('seq_len', '?')}"
-    print(f"{row['budget']:<7} {model:<10} {chunks:>6} {row['dropout']:>7g} {row['weight_drop']:>6g} "
+    print(f"{row['budget']:<7} {model:<15} {chunks:>6} {row['dropout']:>7g} {row['weight_drop']:>6g} "
           f"{row.get('weight_decay', 0.0):>5g} "
           f"{row['chars_per_sec']:>8,.0f} {row['chars_seen']:>11,} {share:>7.1%} {row['stopped_by']:>10} "
           f"{served:>16} {row['held_out_nats']:>9.4f} {gain:>8}", flush=True)
@@ -170,7 +180,11 @@ def main() -> None:
     ap.add_argument("--budgets", metavar="LIST", help="e.g. 5m,10m,20m: each budget's own choice, side by side")
     ap.add_argument("--keep", metavar="DIR", help="copy each config's final model to DIR/NAME.npz")
     ap.add_argument("--json", dest="json_output", action="store_true")
+    ap.add_argument("--table", metavar="FILE", help="print the table of a --budgets --json output saved in FILE")
     args = ap.parse_args()
+    if args.table:
+        print_table(args.corpus, args.table)
+        return
     if not os.path.isfile(args.corpus):
         sys.exit(f"quality.py: error: {args.corpus}: no such file; give the path of a UTF-8 text file")
     if args.budgets:
@@ -204,7 +218,7 @@ def main() -> None:
                 shutil.copyfile(out, os.path.join(args.keep, f"{name}.npz"))
             rows.append({
                 "config": name, "flags": flags, "cell": ck.model_config.cell, "hidden": ck.model_config.hidden,
-                "layers": ck.model_config.layers, "batch": ck.train_config.batch,
+                "layers": ck.model_config.layers, "skip": ck.model_config.skip, "batch": ck.train_config.batch,
                 "seq_len": ck.train_config.seq_len, "steps": metrics["steps"], "chars_per_sec": metrics["chars_per_sec"],
                 "chars_seen": metrics["chars_seen"], "dropout": ck.train_config.dropout,
                 "weight_drop": ck.train_config.weight_drop, "weight_decay": ck.train_config.weight_decay,

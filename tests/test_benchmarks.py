@@ -1,5 +1,6 @@
 """The benchmark scripts' own machinery, where a bug would silently skew a published figure."""
 import filecmp
+import json
 
 import pytest
 
@@ -66,6 +67,34 @@ def test_quality_runs_on_a_corpus_without_speaker_names_and_compares_budgets(tmp
     assert missing.stderr.splitlines() == [f"quality.py: error: {tmp_path / 'none.txt'}: no such file; give the path "
                                            "of a UTF-8 text file"]
 
+
+
+def test_quality_prints_a_saved_budgets_table_again_naming_a_model_with_skip(tmp_path):
+    """--table FILE renders the rows of a --budgets --json run: each budget's model (+skip where every layer
+    feeds the output), what it saw, its held-out loss and the change from the budget before, and its notes."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    row = {"cell": "mgru", "hidden": 512, "layers": 1, "batch": 32, "seq_len": 64, "dropout": 0.1, "weight_drop": 0.15,
+           "weight_decay": 0.03, "chars_per_sec": 20000.0, "chars_seen": 6_000_000, "seconds": 300.0,
+           "val_seconds": 15.0, "stopped_by": "time", "served": "last", "served_step": 10, "held_out_nats": 1.4442,
+           "notes": ["note: --time 5m: mgru of 512 units"]}
+    rows = [{"budget": "5m", **row},
+            {**row, "budget": "20m", "hidden": 384, "layers": 2, "skip": True, "batch": 16, "seq_len": 256,
+             "served": "average", "served_step": 3472, "held_out_nats": 1.4044, "notes": []}]
+    saved = tmp_path / "budgets.json"
+    saved.write_text(json.dumps(rows))
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"), "ts.txt", "--table", str(saved)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("corpus ts.txt:") and lines[1].split()[:2] == ["budget", "model"]
+    assert lines[2].split()[:3] == ["5m", "mgru-512", "32x64"] and lines[2].split()[-1] == "1.4442"
+    assert lines[3].strip() == "note: --time 5m: mgru of 512 units"
+    assert lines[4].split()[:3] == ["20m", "mgru-2x384+skip", "16x256"]
+    assert lines[4].split()[-3:] == ["average@3472", "1.4044", "-0.0398"] and len(lines) == 5
 
 RECIPE = """== Warm flour and honey pie ==
 Serves 4. Takes 30 minutes.
