@@ -8,7 +8,7 @@ would *see* here. Two measured tables (docs/quality.md) then decide:
 * the size: each size beats the one below it once it sees enough characters (a larger model learns
   more from each character but sees fewer), so the budget takes the largest size that sees what it
   needs at its own measured speed. The sizes are one-layer GRUs and, on a text too short for a
-  GRU-768, the scaled GRU: one layer, then two on longer chunks. Sizes are timed from a first
+  GRU-768, the scaled GRU: one layer, then three on longer chunks. Sizes are timed from a first
   guess up or down (one to three of them), never read from a table measured elsewhere. No size
   above the smallest is taken for a text with fewer training characters than its parameters /
   its row's limit;

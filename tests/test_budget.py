@@ -39,7 +39,7 @@ def documented(name: str) -> list[tuple]:
 
 # Characters per second of each size against a GRU-512's on two machines of this kind (docs/quality.md), for stubs
 # of the measurement: the rule measures each size it considers, so these only make the stub machines realistic.
-# The two-layer scaled GRU on its 16 x 256 chunks: 0.61 of the GRU-512's budget speed here, twenty minutes each.
+# The three-layer scaled GRU on its 16 x 256 chunks: 0.61 of the GRU-512's budget speed here, twenty minutes each.
 # One scaled-GRU layer of 512: 0.95 of it in ten-minute budgets here, 1/1.16 timed step for step on one core.
 MGRU = Size(288, 3, "mgru", skip=True)  # every layer to the output
 MGRU_512 = Size(512, 1, "mgru")
@@ -96,7 +96,7 @@ def test_the_documented_sizes_are_what_the_rule_chooses():
 def test_each_size_is_timed_once_and_only_those_the_walk_reaches():
     calls = []
     rate_of = lambda size, train: calls.append(size) or 10_000.0 * OTHER[size]  # noqa: E731
-    # an hour: 36M, 31M of the mgru-512's 6M, then 18M of the two-layer row's 8M; no GRU-768 sees its 20M at 18M
+    # an hour: 36M, 31M of the mgru-512's 6M, then 18M of the layered row's 8M; no GRU-768 sees its 20M at 18M
     assert BUDGET_SIZES[choose_size(3600, rate_of)[0]][0] == MGRU and calls == [GRU[512], MGRU_512, MGRU]
     calls.clear()
     assert BUDGET_SIZES[choose_size(270, rate_of)[0]][0] == GRU[384] and calls == [GRU[512], GRU[384]]  # 2.7M of 4M, 4.3M
@@ -132,7 +132,7 @@ def test_a_size_timed_just_short_of_its_need_is_timed_again_and_keeps_the_faster
 def test_a_size_that_trains_slower_here_than_elsewhere_is_not_chosen():
     """The same GRU-512 speed, twenty minutes: where a GRU-768 keeps 0.48 of its speed it sees 23M characters
     and is chosen; where it keeps 0.30 it would see 14.4M, too few to beat the GRU-512's 48M. The text (1.4M
-    characters) is long enough for a GRU-768, so the two-layer row is not among its sizes."""
+    characters) is long enough for a GRU-768, so the layered row is not among its sizes."""
     one, other = choose(1200, 1_400_000, 65, machine(40_000, ONE)), choose(1200, 1_400_000, 65, machine(40_000, OTHER))
     assert (one.size, other.size) == (GRU[768], GRU[512]) and MGRU not in one.timed
     assert other.timed[GRU[768]] == pytest.approx(40_000 * OTHER[GRU[768]])
@@ -166,7 +166,7 @@ def test_a_size_its_dropout_slows_below_its_need_gives_way_to_the_next_one_down(
     assert (down.train["dropout"], down.train["weight_drop"], down.train["weight_decay"]) == \
         budget.regularisation(down.exposure) != (0.0, 0.0, 0.0)
     assert choose(1200, 10**9, 65, slowed(0.5)).size == GRU[768] and calls[-1] == (GRU[512], *down_drop)
-    # on tiny-shakespeare's text the two-layer row steps down the same way, to the row below it
+    # on tiny-shakespeare's text the layered row steps down the same way, to the row below it
     calls.clear()
     shakespeare = choose(1200, 903_468, 65, slowed(0.25))  # 29M of its 8M, 7.3M with its dropout (twice)
     assert shakespeare.size == MGRU_512 and [c[0] for c in calls] == [MGRU, MGRU, MGRU_512]  # 11.4M of 5.4M
@@ -177,7 +177,7 @@ def test_a_size_its_dropout_slows_below_its_need_gives_way_to_the_next_one_down(
 
 
 def test_a_size_timed_just_short_with_its_dropout_is_timed_again_and_keeps_the_faster_timing():
-    """A twenty-minute budget timed the two-layer row at 7.7M of its 8M with its dropout (docs/quality.md)."""
+    """A twenty-minute budget timed the layered row at 7.7M of its 8M with its dropout (docs/quality.md)."""
     base, need = machine(40_000, ONE), dict((s, n) for s, n, _, _ in BUDGET_SIZES)[GRU[768]]
     for reads, want in (([0.9, 1.05], GRU[768]), ([0.9, 0.95], GRU[512]), ([0.6], GRU[512])):
         left = iter(reads)  # the GRU-768's timings with its dropout, as shares of its need
@@ -296,7 +296,7 @@ def test_a_text_gets_no_size_with_more_parameters_per_character_than_it_supports
     """However fast the machine, the 277k training characters of the recipes get the GRU-128 (a GRU-256 has 0.93
     parameters per character, over its 0.9), tiny-shakespeare's 903k at most the three scaled-GRU layers (2.12
     per character, within their row's 1.5-2.2; a GRU-768 has 2.2, over its row's 1.5), the standard library's 2.7M
-    every GRU but not the two-layer row (0.75), and a text too short for a GRU-256 still gets the smallest size.
+    every GRU but not the layered row (0.75), and a text too short for a GRU-256 still gets the smallest size.
     Sizes outside their limits are not timed."""
     calls = []
 
@@ -312,7 +312,7 @@ def test_a_text_gets_no_size_with_more_parameters_per_character_than_it_supports
     assert shakespeare.size == MGRU and GRU[768] not in calls and GRU[1024] not in calls
     assert params_of(MGRU, 65) / 903_468 == pytest.approx(2.12, abs=0.005)
     calls.clear()
-    stdlib = choose(1200, 2_700_000, 96, fast)  # the standard library: too long for the two-layer row (0.75)
+    stdlib = choose(1200, 2_700_000, 96, fast)  # the standard library: too long for the layered row (0.75)
     assert stdlib.size == GRU[1024] and MGRU not in calls
     calls.clear()
     tiny = choose(1200, 50_000, 65, fast)
@@ -361,10 +361,10 @@ def test_the_note_names_the_next_size_up_and_how_far_short_of_its_need_it_fell()
     assert top.size == MGRU and top.short is None and "would see" not in budget.describe(top)
 
 
-def test_twenty_minutes_at_a_slower_machines_speeds_train_the_two_layer_row():
+def test_twenty_minutes_at_a_slower_machines_speeds_train_the_layered_row():
     # The EPYC of 2026-12-06 at 98-144 GFLOP/s (docs/quality.md "Twenty minutes and 1.40"): with dropout, twenty
-    # minutes of the GRU-512 the rule took trained at 13,286 chars/s (16.0M characters, 1.4211), and the two-layer
-    # row at 7,477 (9.0M characters, 1.4159; chosen by the rule with its 8M need, 1.4208). Its need is under that.
+    # minutes of the GRU-512 the rule took trained at 13,286 chars/s (16.0M characters, 1.4211), and the row's two
+    # mgru-384s at 7,477 (9.0M characters, 1.4159; chosen by the rule with its 8M need, 1.4208). Its need is under that.
     # The mgru-512 there at 0.84 of the GRU-512's speed, as ten-minute budgets of each ran on another slow EPYC.
     # Ten minutes of a GRU-512 on a slow EPYC saw 7.3M characters; an mgru-512 at 6.5M ended 0.010 ahead of it
     # (1.4397, 1.4500; docs/quality.md "The scaled GRU"), so at 6.7M it is taken.
@@ -528,8 +528,8 @@ def test_a_run_faster_than_its_timing_refits_its_dropout_to_the_exposure_it_reac
 
 
 @pytest.mark.parametrize("flags", [{}, {"seq_len": 128}])
-def test_a_long_budget_on_a_long_text_trains_the_two_layer_row_on_its_chunks(tmp_path, monkeypatch, flags):
-    """Timed fast enough, twenty minutes over a text long enough for it take two scaled-GRU layers: timed on
+def test_a_long_budget_on_a_long_text_trains_the_layered_row_on_its_chunks(tmp_path, monkeypatch, flags):
+    """Timed fast enough, twenty minutes over a text long enough for it take three scaled-GRU layers: timed on
     16 streams of 256 characters (or the --seq-len given), and trained so with 2% of the text held out."""
     timed, seen = [], []
 
@@ -601,12 +601,12 @@ def test_skip_alone_leaves_the_size_to_the_budget_and_info_names_it(tmp_path, mo
     assert again.exit_code == 2 and "--skip True differs from the checkpoint's False" in again.stderr
 
 
-def test_the_two_layer_size_feeds_every_layer_to_the_output_unless_no_skip_is_given(tmp_path, monkeypatch, cli):
-    """The budget's two-layer row has skip: a run that takes it builds W_ya of both layers' outputs and its note
+def test_the_layered_size_feeds_every_layer_to_the_output_unless_no_skip_is_given(tmp_path, monkeypatch, cli):
+    """The budget's layered row has skip: a run that takes it builds W_ya of all three layers' outputs and its note
     says so; --no-skip keeps the size the budget chose and turns the skip off, and the note says that instead."""
     monkeypatch.setattr(budget, "measure_rate", lambda by, vocab_size, size, batch, seq_len, steps=3, dropout=(0, 0):
                         2e7 * ONE[size])
-    four = tmp_path / "four.txt"  # 1.2M characters: 1.8 of the two-layer row's parameters per training character
+    four = tmp_path / "four.txt"  # 1.2M characters: 1.7 of the layered row's parameters per training character
     four.write_text((CORPORA / "pantry.txt").read_text() * 4)
     runs = {}
     for name, flags in (("skip", []), ("no-skip", ["--no-skip"])):

@@ -29,7 +29,7 @@ def stub_rates(monkeypatch, here_share: float) -> list:
     calls = []
 
     def rate(by, vocab_size, size, batch, seq_len, steps=3, dropout=(0.0, 0.0)):
-        assert (size.cell, size.layers) == ("gru", 1)  # the text is too short for the two-layer row
+        assert (size.cell, size.layers) == ("gru", 1)  # the text is too short for the layered row
         calls.append((size.hidden, by.size, tuple(dropout)))
         return GRU_512 * POOL[size.hidden] * (here_share if isinstance(by, InProcess) else 1.0)
 
