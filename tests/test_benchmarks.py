@@ -68,7 +68,6 @@ def test_quality_runs_on_a_corpus_without_speaker_names_and_compares_budgets(tmp
                                            "of a UTF-8 text file"]
 
 
-
 def test_quality_prints_a_saved_budgets_table_again_naming_a_model_with_skip(tmp_path):
     """--table FILE renders the rows of a --budgets --json run: each budget's model (+skip where every layer
     feeds the output), what it saw, its held-out loss and the change from the budget before, and its notes."""
@@ -95,6 +94,7 @@ def test_quality_prints_a_saved_budgets_table_again_naming_a_model_with_skip(tmp
     assert lines[3].strip() == "note: --time 5m: mgru of 512 units"
     assert lines[4].split()[:3] == ["20m", "mgru-2x384+skip", "16x256"]
     assert lines[4].split()[-3:] == ["average@3472", "1.4044", "-0.0398"] and len(lines) == 5
+
 
 RECIPE = """== Warm flour and honey pie ==
 Serves 4. Takes 30 minutes.

@@ -39,7 +39,8 @@ def documented(name: str) -> list[tuple]:
 
 # Characters per second of each size against a GRU-512's on two machines of this kind (docs/quality.md), for stubs
 # of the measurement: the rule measures each size it considers, so these only make the stub machines realistic.
-# The three-layer scaled GRU on its 16 x 256 chunks: 0.61 of the GRU-512's budget speed here, twenty minutes each.
+# The layered scaled-GRU row on its 16 x 256 chunks: 0.61 of the GRU-512's budget speed here, twenty minutes each
+# (measured as two layers of 384; three of 288 train as fast).
 # One scaled-GRU layer of 512: 0.95 of it in ten-minute budgets here, 1/1.16 timed step for step on one core.
 MGRU = Size(288, 3, "mgru", skip=True)  # every layer to the output
 MGRU_512 = Size(512, 1, "mgru")
