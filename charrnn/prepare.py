@@ -96,7 +96,7 @@ def _fresh(opts: TrainOptions, corpus: Corpus, seconds: float | None, warn, cali
         choice = budget.choose(seconds, n - held, vocab.size, rate_of)
         choice.train = {k: v for k, v in choice.train.items() if getattr(opts, k) is None}  # flags win
         choice.size = replace(choice.size, **shape)  # --skip or --no-skip, as the note then says
-        shape, tcfg = {**choice.size.shape(), **shape}, replace(tcfg, **choice.train)
+        shape, tcfg = choice.size.shape(), replace(tcfg, **choice.train)
         tcfg.refit = [k for k in budget.REGULARISATION if k in choice.train]
         warn(f"note: --time {opts.time}: {budget.describe(choice)} (pass --hidden to choose)")
     mcfg = ModelConfig(vocab_size=vocab.size, **shape)

@@ -57,7 +57,7 @@ class Reads:
         self.rows: list[Read] = []
         self.state = network.zero_state(self.cfg, 0)  # (L, R, S)
         self.width = self.params["W_ya"].shape[0]  # what the output layer reads: H, or L*H with skip
-        self.tops = np.zeros((BUFFER, 0, self.width), dtype=self.state.dtype)  # (BUFFER, R, H) unscored steps
+        self.tops = np.zeros((BUFFER, 0, self.width), dtype=self.state.dtype)  # (BUFFER, R, width) unscored steps
         self.fill = 0  # steps in tops
         self.ids = np.zeros((0, 1), dtype=np.int64)  # (R, W) each row's text as ids, padded with 0 after its end
         self.pos = np.zeros(0, dtype=np.int64)  # (R,) characters each row has read
