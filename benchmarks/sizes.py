@@ -34,7 +34,7 @@ from charrnn.checkpoint import new_checkpoint  # noqa: E402
 from charrnn.config import ModelConfig, TrainConfig  # noqa: E402
 from charrnn.events import Reporter  # noqa: E402
 from charrnn.limits import Limits  # noqa: E402
-from charrnn.score import scoring_streams, streams_nll  # noqa: E402
+from charrnn.score import rows_nll, scoring_streams  # noqa: E402
 from charrnn.trainer import train_checkpoint  # noqa: E402
 from charrnn.vocab import Vocab  # noqa: E402
 
@@ -63,7 +63,7 @@ def main() -> None:
                        seq_len=args.seq_len, batch=args.batch, cosine_steps=args.steps, eval_every=max(100, args.steps // 10), average=0)
     ck = new_checkpoint(vocab, mcfg, tcfg)
     x, y, mask = scoring_streams(vocab.encode(held_text, skip_unknown=True))
-    held = lambda params: streams_nll(params, mcfg, x, y, mask, 256) / mask.sum()  # noqa: E731
+    held = lambda params: rows_nll(params, mcfg, x, y, mask, 256).sum() / mask.sum()  # noqa: E731
     fracs = [float(f) for f in args.fracs.split(",")]
     averages = {f: {k: v.copy() for k, v in ck.params.items()} for f in fracs}
     marks = {int(args.steps * (i + 1) / args.evals) for i in range(args.evals)}

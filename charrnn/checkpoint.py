@@ -60,6 +60,7 @@ class Checkpoint:
     served: dict[str, np.ndarray] | None = None  # the weights to use, when they are not ``params``
     served_kind: str = "last"  # what is served: "last" (params), "weights" or "average" of served_step
     served_step: int | None = None  # the step whose weights (or average) ``served`` holds
+    served_temp: float = 1.0  # ``served``'s output layer is those weights' divided by this (charrnn.validation)
     average: dict[str, np.ndarray] | None = None  # running average of params (None: averaging off)
     average_steps: int = 0  # optimizer steps folded into ``average``
     seconds: float = 0.0  # wall-clock seconds spent training, over all runs
@@ -76,7 +77,8 @@ class Checkpoint:
     @property
     def served_is_last(self) -> bool:
         """Whether the served weights are exactly the last step's (so the file stores them once)."""
-        return self.served is None or (self.served_kind == "weights" and self.served_step == self.step)
+        return self.served is None or (self.served_kind == "weights" and self.served_step == self.step
+                                       and self.served_temp == 1.0)
 
     def is_training_record(self, text: str) -> bool:
         """Whether ``text`` (one generated record) is a line of the training corpus."""
@@ -102,7 +104,8 @@ class Checkpoint:
             "best_val_nats": self.best_val,
             "best_step": self.best_step,
             "served": {"kind": "last" if self.served_is_last else self.served_kind,
-                       "step": self.step if self.served_is_last else self.served_step},
+                       "step": self.step if self.served_is_last else self.served_step,
+                       "temp": 1.0 if self.served_is_last else self.served_temp},
             "average_steps": self.average_steps,
             "rng": self.rng.bit_generator.state,
             "parent": self.parent,

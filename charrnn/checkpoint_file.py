@@ -92,6 +92,8 @@ def _configs(path: str, meta: dict) -> tuple[ModelConfig, TrainConfig, Vocab]:
             stored = {**stored, "val_from": "end"}  # written before spread validation: it held out the end
         if isinstance(stored, dict) and "lookup_lr" not in stored:
             stored = {**stored, "lookup_lr": 1.0}  # written before the lookup table had its own rate
+        if isinstance(stored, dict) and "calibrate" not in stored:
+            stored = {**stored, "calibrate": False}  # written before served weights were calibrated
         tcfg = from_dict(TrainConfig, stored)
         mcfg.check()
         tcfg.check()
@@ -160,9 +162,13 @@ def _progress(path: str, meta: dict, has_served: bool) -> dict:
     if has_served and not (isinstance(served, dict) and served.get("kind") in ("weights", "average")
                            and isinstance(served.get("step"), int)):
         raise _fail(path, "has last-step weights but does not say which weights it serves")
+    temp = served.get("temp", 1.0) if served else 1.0  # a file from before calibration: its weights as they were
+    if isinstance(temp, bool) or not isinstance(temp, (int, float)) or not 0 < temp < float("inf"):
+        raise _fail(path, f"has an invalid served temperature ({temp!r})")
     return dict(rng=rng, best_val=best_val, best_step=best_step, seconds=float(seconds), format_version=meta["version"],
                 parent=parent if isinstance(parent, str) else None,
                 served_kind=served["kind"] if served else "last", served_step=served["step"] if served else None,
+                served_temp=float(temp),
                 **ints)
 
 

@@ -88,7 +88,10 @@ class TrainConfig:
     serve: str = setting("best", "The weights the file serves: best (the best validation loss, of the weights or "
                                  "their average) or last (the last step's).", choices=SERVE)
     average: float = setting(0.2, "Keep a running average of the weights over about this fraction of the steps "
-                                  "so far, and serve it when it validates better; 0 turns it off.")
+                                  "so far, and serve it unless the weights validate clearly better; 0 turns it "
+                                  "off.")
+    calibrate: bool = setting(True, "Serve the weights with their output layer divided by the temperature that "
+                                    "fits the validation text best (between 0.79 and 1.6).")
     patience: str = setting("", "Stop when validation has not improved for this many passes (5) or this long "
                                 "(10m); empty is never. (default with --time: a quarter of the budget)")
     patience_anneal: float = setting(1.0, "When --patience runs out, first decay the learning rate to its floor over "

@@ -116,7 +116,7 @@ def summary_table(metrics: RunMetrics) -> Table:
         ("train loss", nats_and_bits(m.train_nats)),
         ("validation loss", nats_and_bits(m.val_nats)),
         ("best validation", nats_and_bits(m.best_val_nats) + (f" at step {m.best_step}" if m.best_step else "")),
-        ("served", served_text(m.served, m.served_step, m.steps)),
+        ("served", served_text(m.served, m.served_step, m.steps, m.served_temp)),
         ("checkpoint", m.checkpoint),
     ]
     for k, v in rows:
@@ -124,11 +124,12 @@ def summary_table(metrics: RunMetrics) -> Table:
     return table
 
 
-def served_text(served: str, served_step: int | None, resume_step: int) -> str:
+def served_text(served: str, served_step: int | None, resume_step: int, temp: float = 1.0) -> str:
     """Which weights a checkpoint serves and where a resume continues, as one phrase."""
     what = {"last": "the last step's weights", "weights": f"the weights of step {served_step}",
             "average": f"the averaged weights at step {served_step}"}[served]
-    return f"{what}; --resume continues from step {resume_step}"
+    scaled = "" if temp == 1.0 else f", calibrated to temperature {temp:.2f}"
+    return f"{what}{scaled}; --resume continues from step {resume_step}"
 
 
 def loss_plot(history: dict, width: int = 60, height: int = 12) -> str:
@@ -191,7 +192,8 @@ def info_table(info: dict) -> Panel:
         ("best validation", nats_and_bits(info["best_val_nats"])
          + ("" if info["best_val_nats"] is None else f" at step {info['best_step']}")),
     ]
-    rows.append(("served", served_text(info["served"], info["served_step"], info["resume_step"])))
+    rows.append(("served", served_text(info["served"], info["served_step"], info["resume_step"],
+                                       info.get("served_temp", 1.0))))
     if info.get("parent"):
         rows.append(("fine-tuned from", info["parent"]))
     for k, v in rows:

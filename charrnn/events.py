@@ -38,6 +38,7 @@ class RunMetrics:
     best_step: int | None  # ... and the step it was measured at
     served: str  # what the checkpoint serves: "weights" or "average" of served_step, or "last" (the last step's)
     served_step: int | None  # the step whose weights (or average) are served
+    served_temp: float  # their output layer is divided by this (1: as trained; charrnn.validation.calibrated)
     batch: int  # B actually used (shrunk for a short text)
     seq_len: int  # T actually used
     stopped_by: str | None  # steps, epochs, time, patience, SIGINT or SIGTERM

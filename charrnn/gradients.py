@@ -18,7 +18,7 @@ import numpy as np
 
 from charrnn import network
 from charrnn.config import ModelConfig
-from charrnn.score import streams_nll
+from charrnn.score import rows_nll
 
 
 class Gradients:
@@ -34,13 +34,15 @@ class Gradients:
         """
         return network.loss_and_grads(params, cfg, x, y, state0, dropout, rng)
 
-    def streams_nll(self, params, cfg: ModelConfig, x, y, mask, seq_len: int = 128, key=None) -> float:
-        """:func:`charrnn.score.streams_nll`: summed nats over padded streams x, y, mask (B, L).
+    def rows_nll(self, params, cfg: ModelConfig, x, y, mask, seq_len: int = 128, key=None, temps: tuple = ()
+                 ) -> np.ndarray:
+        """:func:`charrnn.score.rows_nll`: nats summed over each row of padded streams x, y, mask (B, L): (B,),
+        or (B, K) at each of K ``temps``.
 
         ``key`` names the streams, so that implementations which send them
         elsewhere can reuse what they sent last time (validation passes).
         """
-        return streams_nll(params, cfg, x, y, mask, seq_len)
+        return rows_nll(params, cfg, x, y, mask, seq_len, temps)
 
     def agree(self, value):
         """Rank 0's ``value`` on every process; here, ``value`` itself."""

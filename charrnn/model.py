@@ -53,6 +53,7 @@ class ModelInfo:
     best_step: int | None  # the step it was measured at
     served: str  # the weights served: "weights" or "average" of served_step, or "last" (the last step's)
     served_step: int  # the step whose weights (or average) are served
+    served_temp: float  # their output layer is divided by this (1: as trained; charrnn.validation.calibrated)
     resume_step: int  # where --resume continues: the last step
     parent: str | None  # the checkpoint it was fine-tuned from
 
@@ -155,7 +156,8 @@ class Model:
             params=network.num_params(ck.params), steps=ck.step, chars_seen=ck.chars_seen, epoch=ck.epoch,
             seconds=ck.seconds, records=self.records, best_val_nats=ck.best_val, best_step=ck.best_step,
             served="last" if ck.served_is_last else ck.served_kind,
-            served_step=ck.step if ck.served_is_last else ck.served_step, resume_step=ck.step,
+            served_step=ck.step if ck.served_is_last else ck.served_step,
+            served_temp=1.0 if ck.served_is_last else ck.served_temp, resume_step=ck.step,
             parent=ck.parent,
         )
 
@@ -286,7 +288,7 @@ class Model:
         try:
             for x, y, mask in scoring_batches(known_id_pieces(ck.vocab, text, unknown, glob, encoding_errors)):
                 by = pool if pool is not None and len(x) > 1 else InProcess()
-                total += by.streams_nll(ck.params, ck.model_config, x, y, mask, seq_len=256)
+                total += float(by.rows_nll(ck.params, ck.model_config, x, y, mask, seq_len=256).sum())
                 count += int(mask.sum())
         finally:
             if pool is not None:

@@ -26,7 +26,7 @@ from charrnn.config import ModelConfig
 from charrnn.errors import CharRNNError, WorkerError
 from charrnn.gradients import Gradients
 from charrnn.launcher import launched_by_mpi
-from charrnn.score import streams_nll
+from charrnn.score import rows_nll
 from charrnn.shards import Layout, contribute, shares, summed
 
 INSTALL_HINT = "pip install 'charrnn[mpi]' (mpi4py and an MPI library)"
@@ -95,14 +95,17 @@ class MpiTeam(Gradients):
         self._together(self.comm.Allreduce, self.MPI.IN_PLACE, flat, op=self.MPI.SUM)
         return summed(layout.views(flat), params)
 
-    def streams_nll(self, params, cfg: ModelConfig, x, y, mask, seq_len: int = 128, key=None) -> float:
-        """:func:`charrnn.score.streams_nll` with the rows of x, y, mask (B, L) shared between the ranks."""
+    def rows_nll(self, params, cfg: ModelConfig, x, y, mask, seq_len: int = 128, key=None, temps: tuple = ()
+                 ) -> np.ndarray:
+        """:func:`charrnn.score.rows_nll` with the rows of x, y, mask (B, L) shared between the ranks: (B,), or
+        (B, K) at each of K ``temps``."""
         parts = shares(len(x), min(self.size, len(x)))
-        mine = 0.0
+        rows = np.zeros((len(x), len(temps)) if temps else len(x))  # each rank fills its rows; the sum has them all
         if self.rank < len(parts):
             start, stop = parts[self.rank]
-            mine = streams_nll(params, cfg, x[start:stop], y[start:stop], mask[start:stop], seq_len)
-        return float(self._together(self.comm.allreduce, mine, op=self.MPI.SUM))
+            rows[start:stop] = rows_nll(params, cfg, x[start:stop], y[start:stop], mask[start:stop], seq_len, temps)
+        self._together(self.comm.Allreduce, self.MPI.IN_PLACE, rows, op=self.MPI.SUM)
+        return rows
 
     def align(self, *dicts: dict[str, np.ndarray]) -> None:
         """Make every rank's arrays (parameters, optimizer state) rank 0's, in place.

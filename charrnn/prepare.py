@@ -122,7 +122,7 @@ def _set_keeping(ck: Checkpoint) -> None:
     elif tcfg.average == 0:
         ck.average, ck.average_steps = None, 0
     if tcfg.serve == "last":
-        ck.served, ck.served_kind, ck.served_step = None, "last", None
+        ck.served, ck.served_kind, ck.served_step, ck.served_temp = None, "last", None, 1.0
 
 
 def measure_here(vocab_size: int, size: budget.Size, batch: int, seq_len: int,

@@ -16,7 +16,15 @@ from charrnn.numerics import LN2, safe_log, softmax
 
 def total_nll(params, cfg: ModelConfig, ids: np.ndarray, batch: int = 64, seq_len: int = 128,
               by=None, warm: int = 0) -> tuple[float, int]:
-    """Sum of nats over every prediction in ``ids`` (n,) and their count.
+    """Sum of nats over every prediction in ``ids`` (n,) and their count: :func:`stream_nll`, summed."""
+    nats, counts = stream_nll(params, cfg, ids, batch, seq_len, by, warm)
+    return float(nats.sum()), int(counts.sum())
+
+
+def stream_nll(params, cfg: ModelConfig, ids: np.ndarray, batch: int = 64, seq_len: int = 128,
+               by=None, warm: int = 0, temps: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
+    """Nats summed over each stream's predictions of ``ids`` (n,), and each stream's count: two (b,) arrays
+    (with ``temps``, the nats are (b, K), at each temperature: :func:`rows_nll`).
 
     The text is cut into up to ``batch`` contiguous streams, each starting
     from a zero state and carrying it chunk to chunk, so the whole of it is
@@ -25,33 +33,53 @@ def total_nll(params, cfg: ModelConfig, ids: np.ndarray, batch: int = 64, seq_le
     so that it scores its part as a reading of the whole text would, up to
     what the state remembers from further back. With batch=1 this is the exact
     loss of reading the text from its start. ``by`` (a charrnn.gradients.Gradients)
-    shares the streams between processes; None scores them here.
+    shares the streams between processes; None scores them here. The streams
+    depend only on ``ids``, ``batch`` and ``warm``, so two models scored alike
+    can be compared stream by stream.
     """
     if len(ids) < 2:
-        return 0.0, 0
+        return np.zeros((0, len(temps)) if temps else 0), np.zeros(0, dtype=np.int64)
     if warm:
         x, y, mask = scoring_streams(ids, piece=stream_length(len(ids) - 1, batch), warm=warm)
     else:
         x, y, mask = padded_streams(ids, batch)
+    counts = mask.sum(axis=1)
     if by is None:
-        return streams_nll(params, cfg, x, y, mask, seq_len), len(ids) - 1
+        return rows_nll(params, cfg, x, y, mask, seq_len, temps), counts
     key = (ids.__array_interface__["data"][0], len(ids), batch, warm)  # the same array as last time?
-    return by.streams_nll(params, cfg, x, y, mask, seq_len, key), len(ids) - 1
+    return by.rows_nll(params, cfg, x, y, mask, seq_len, key, temps), counts
 
 
-def streams_nll(params, cfg: ModelConfig, x, y, mask, seq_len: int = 128) -> float:
-    """Sum of nats over the predictions of padded streams x, y, mask (B, L), each read from a zero state.
+def rows_nll(params, cfg: ModelConfig, x, y, mask, seq_len: int = 128, temps: tuple = ()) -> np.ndarray:
+    """Nats summed over the predictions of each row of padded streams x, y, mask (B, L), each read from a zero
+    state: (B,) float64; with ``temps`` (K temperatures), (B, K): the nats with the logits divided by each.
 
     The streams are independent, so any split of the rows between workers
-    sums to the same total (up to float rounding).
+    gives the same sums (up to float rounding).
     """
     B, L = x.shape
     state = network.zero_state(cfg, B)
-    total = 0.0
+    total = np.zeros((B, len(temps)) if temps else B)
     for j in range(0, L, seq_len):
-        nll, state = network.chunk_nll(params, cfg, x[:, j : j + seq_len].T, y[:, j : j + seq_len].T, state)
-        total += float(nll.sum(where=mask[:, j : j + seq_len].T, dtype=np.float64))
+        xs, ys, ms = x[:, j : j + seq_len].T, y[:, j : j + seq_len].T, mask[:, j : j + seq_len].T  # (t, B)
+        if temps:
+            logits, state = network.chunk_logits(params, cfg, xs, state)  # (t, B, V)
+            total += nll_at(logits, ys, temps).sum(axis=0, where=ms[..., None], dtype=np.float64)
+        else:
+            nll, state = network.chunk_nll(params, cfg, xs, ys, state)
+            total += nll.sum(axis=0, where=ms, dtype=np.float64)  # nll (t, B)
     return total
+
+
+def nll_at(logits: np.ndarray, y: np.ndarray, temps: tuple) -> np.ndarray:
+    """Nats of each prediction with its ``logits`` (..., V) divided by each of K ``temps``: y (...,) -> (..., K)."""
+    picked = np.take_along_axis(logits, y[..., None], axis=-1)[..., 0]
+    top = logits.max(axis=-1)
+    out = np.empty(y.shape + (len(temps),))
+    for k, t in enumerate(temps):
+        shifted = (logits - top[..., None]) * np.float32(1 / t)
+        out[..., k] = np.log(np.exp(shifted).sum(axis=-1)) - (picked - top) / t
+    return out
 
 
 PIECE = 8192  # eval reads a long text as pieces of this many predictions, batched ...

@@ -5,7 +5,8 @@ BLAS. It talks to the parent over the socket FD, one message per request:
 
     ("init", index, cfg, shm_name, batch, n)  -> ("ready", pid)
     ("grads", x, y, dropout, rng_state)       -> ("done", rng_state after the masks)
-    ("nll", rows or None, seq_len)            -> ("nll", nats)   rows: (x, y, mask), None: as last time
+    ("nll", rows or None, seq_len, temps)     -> ("nll", nats)   rows: (x, y, mask), None: as last time;
+                                                               nats: per row, at each of temps if any
     ("stop",)                                 -> exits
 
 Any exception is sent back as ("error", "Type: message") and the worker
@@ -23,7 +24,7 @@ from multiprocessing.connection import Connection
 import numpy as np
 
 from charrnn.alloc import keep_freed_memory
-from charrnn.score import streams_nll
+from charrnn.score import rows_nll
 from charrnn.shards import SharedLayout, contribute, shares
 
 FAULT_ENV = "CHARRNN_TEST_WORKER_FAULT"  # "I:K": worker I (1-based) raises on its K-th gradient request (tests)
@@ -89,10 +90,10 @@ class _Worker:
         contribute(self.params, self.cfg, x, y, self.state_in[:, start:stop], self.part, self.out, dropout, rng)
         return ("done", None if rng is None else rng.bit_generator.state)
 
-    def nll(self, rows, seq_len):
+    def nll(self, rows, seq_len, temps):
         if rows is not None:
             self.rows = rows
-        return ("nll", streams_nll(self.params, self.cfg, *self.rows, seq_len))
+        return ("nll", rows_nll(self.params, self.cfg, *self.rows, seq_len, temps))
 
 
 def serve(fd: int, parent_pid: int) -> None:

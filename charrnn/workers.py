@@ -187,8 +187,10 @@ class WorkerPool(Gradients):
             self.acc += slot
         return summed(self.layout.slot.views(self.acc), self.params_in)
 
-    def streams_nll(self, params, cfg: ModelConfig, x, y, mask, seq_len: int = 128, key=None) -> float:
-        """:func:`charrnn.score.streams_nll` with the rows of x, y, mask (B, L) shared between the workers.
+    def rows_nll(self, params, cfg: ModelConfig, x, y, mask, seq_len: int = 128, key=None, temps: tuple = ()
+                 ) -> np.ndarray:
+        """:func:`charrnn.score.rows_nll` with the rows of x, y, mask (B, L) shared between the workers: (B,),
+        or (B, K) at each of K ``temps``.
 
         ``key`` names the streams: workers keep the rows they were last sent
         under a key and reuse them when it comes again (validation passes).
@@ -197,10 +199,11 @@ class WorkerPool(Gradients):
         busy = []
         for i, (start, stop) in enumerate(shares(len(x), min(self.n, len(x)))):
             fresh = key is None or self.text_keys[i] != key
-            self._send(i, ("nll", (x[start:stop], y[start:stop], mask[start:stop]) if fresh else None, seq_len))
+            self._send(i, ("nll", (x[start:stop], y[start:stop], mask[start:stop]) if fresh else None, seq_len,
+                           temps))
             self.text_keys[i] = key
             busy.append(i)
-        return float(sum(a[1] for a in self._gather("scoring text", only=busy)))
+        return np.concatenate([a[1] for a in self._gather("scoring text", only=busy)])  # in row order
 
     def close(self) -> None:
         """Stop the workers (killing any that linger) and release the shared memory."""

@@ -88,7 +88,7 @@ def test_nats_of_a_sample_equal_the_model_scoring_it(cli, home_model):
     ids = ck.vocab.encode("HO" + row["text"])
     from charrnn.score import per_char
 
-    nats, _ = per_char(ck.params, ck.model_config, ids)
+    nats, _ = per_char(ck.use_params, ck.model_config, ids)  # the weights the file serves
     assert row["nats"] == pytest.approx(nats[1:].sum(), rel=1e-4)
 
 

@@ -15,8 +15,11 @@ import charrnn
 from charrnn import checkpoint
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.checkpoint import new_checkpoint
+from charrnn.gradients import InProcess
 from charrnn.limits import Limits
+from charrnn.score import total_nll
 from charrnn.trainer import train_checkpoint
+from charrnn.validation import Validation, clearly_better
 from charrnn.vocab import Vocab
 
 from conftest import CORPORA, ROOT
@@ -53,7 +56,7 @@ def _overfitting_run(cli, tmp_path, *flags):
 
 
 def test_a_run_that_gets_worse_at_the_end_serves_its_earlier_best_weights(cli, tmp_path):
-    out, metrics, stderr = _overfitting_run(cli, tmp_path, "--average", 0)
+    out, metrics, stderr = _overfitting_run(cli, tmp_path, "--average", 0, "--no-calibrate")
     saved = checkpoint.load(str(out))
     vals = dict((int(s), v) for s, v, _ in saved.history["val"])
     assert vals[300] > min(vals.values()) + 0.05  # it did get worse
@@ -68,12 +71,30 @@ def test_a_run_that_gets_worse_at_the_end_serves_its_earlier_best_weights(cli, t
     assert last["nats_per_char"] == pytest.approx(vals[300], rel=1e-6)
 
 
+def test_a_model_surer_than_it_should_be_is_served_calibrated_to_its_validation_text(cli, tmp_path):
+    out, metrics, stderr = _overfitting_run(cli, tmp_path, "--average", 0)
+    saved = checkpoint.load(str(out))
+    temp = saved.served_temp
+    assert temp > 1.05 and metrics["served_temp"] == temp  # learned by heart: too sure of itself on new letters
+    vals = dict((int(s), v) for s, v, _ in saved.history["val"])
+    assert metrics["best_val_nats"] < vals[metrics["best_step"]] - 0.01  # calibrated, the same weights score better
+    score = json.loads(cli("eval", "-m", out, tmp_path / "val.txt", "--json").stdout)
+    assert score["nats_per_char"] == pytest.approx(metrics["best_val_nats"], rel=1e-5)  # what the file serves
+    undone = {**saved.use_params, "W_ya": saved.use_params["W_ya"] * temp, "b_y": saved.use_params["b_y"] * temp}
+    val_ids = saved.vocab.encode((tmp_path / "val.txt").read_text())
+    nats, count = total_nll(undone, saved.model_config, val_ids, warm=128)
+    assert nats / count == pytest.approx(vals[metrics["best_step"]], rel=1e-5)  # the best step's weights, divided
+    info = json.loads(cli("info", out, "--json").stdout)
+    assert info["served_temp"] == temp
+    assert f"calibrated to temperature {temp:.2f}, and --resume continues from step 300" in stderr
+
+
 def _serve_last(cli, tmp_path, out):
     """The same run to the same step, served as the last step's weights (--serve last)."""
     again = tmp_path / "last.npz"
     r = cli("train", tmp_path / "train.txt", "--val-file", tmp_path / "val.txt", "--steps", 300, "--eval-every", 20,
             "--hidden", 96, "--lr", 0.01, "--constant-lr", "--dropout", 0, "--batch", 8, "--seq-len", 32,
-            "--workers", 1, "-o", again, "-q", "--average", 0, "--serve", "last")
+            "--workers", 1, "-o", again, "-q", "--average", 0, "--serve", "last", "--no-calibrate")
     assert r.exit_code == 0, r.stderr
     assert checkpoint.load(str(again)).served is None and charrnn.load(again).info.served == "last"
     return again
@@ -228,3 +249,51 @@ def test_a_checkpoint_from_before_serving_loads_and_resumes_bit_exactly(cli, tmp
         else:
             np.testing.assert_allclose(resumed.params[k], v, rtol=1e-4, atol=1e-5, err_msg=k)
     assert resumed.average_steps == 10  # averaging starts at the resume
+
+
+class _Scores(InProcess):
+    """Scores each validation stream as told: ``by_weights[id(weights)]`` (b,) nats, whatever the text."""
+
+    def __init__(self, by_weights: dict):
+        self.by_weights = by_weights
+
+    def rows_nll(self, params, cfg, x, y, mask, seq_len=128, key=None, temps=()):
+        rows = self.by_weights[id(params)]
+        assert len(rows) == len(x) and not temps  # one score per stream, at temperature 1
+        return rows
+
+
+PER_STREAM = 256  # validation's shortest streams (charrnn.data.MIN_STREAM)
+
+
+def _validated(weights_rows, average_rows):
+    """The served kind and score after one validation pass whose streams score as given."""
+    text = (CORPORA / "pantry.txt").read_text()[:64 * PER_STREAM + 1]  # 64 streams of PER_STREAM predictions
+    ck, ids = _fresh(text, average=0.2, calibrate=False)
+    ck.average_steps = 5
+    scores = _Scores({id(ck.params): np.asarray(weights_rows, float), id(ck.average): np.asarray(average_rows, float)})
+    val = Validation(ck, ids, scores, charrnn.trainer.Reporter())
+    val.run(1.0, "")
+    return ck.served_kind, ck.best_val
+
+
+def test_the_average_is_served_unless_the_weights_beat_it_clearly_over_the_validation_streams():
+    average = np.full(64, PER_STREAM * 1.30)  # 1.30 nats/char on every stream
+    lucky = average.copy()
+    lucky[0] -= PER_STREAM * 0.64  # one stream far better: 0.01 nats/char better on the whole, but only there
+    assert _validated(lucky, average) == ("average", pytest.approx(1.30))
+    steady = average - PER_STREAM * 0.01  # the same 0.01 better, on every stream alike
+    assert _validated(steady + np.linspace(-0.2, 0.2, 64), average) == ("weights", pytest.approx(1.29))
+    assert _validated(average + PER_STREAM * 0.01, average) == ("average", pytest.approx(1.30))  # the average better
+
+
+def test_clearly_better_weighs_the_gain_against_how_much_the_streams_disagree():
+    counts = np.full(10, 100)
+    base = np.full(10, 130.0)
+    assert clearly_better(base - 1.0, base, counts)  # 0.01 better on every stream: no spread at all
+    assert not clearly_better(base, base, counts)  # a tie is not better
+    noisy = base - 1.0 + np.array([30, -30] * 5)  # the same mean gain, streams that disagree by 0.3 nats/char
+    assert not clearly_better(noisy, base, counts)
+    assert clearly_better(noisy, base, counts, z=0.05)  # with a far lower bar it counts (se 0.1 nats/char)
+    assert clearly_better(base[:1] - 0.1, base[:1], counts[:1])  # one stream has no spread to judge by: any gain
+    assert not clearly_better(base[:1], base[:1], counts[:1])

@@ -221,7 +221,23 @@ def test_eval_figures_do_not_depend_on_workers(pantry_model):
     # 1.4e-9 relative here; a lost or doubled character would move the mean by ~1e-4.
     assert two.nats_per_char == pytest.approx(one.nats_per_char, rel=1e-7)
     ck = m.checkpoint
-    exact, n = total_nll(ck.params, ck.model_config, ck.vocab.encode(text), batch=1)
+    exact, n = total_nll(ck.use_params, ck.model_config, ck.vocab.encode(text), batch=1)  # what the file serves
     assert one.nats_per_char == pytest.approx(exact / n, abs=1e-6)
     r = run_cmd(["eval", pantry_model, PANTRY, "--workers", "2", "--json"])
     assert r.returncode == 0 and json.loads(r.stdout)["chars"] == len(PANTRY.read_text()) - 1
+
+
+def test_two_workers_score_each_stream_at_each_temperature_as_one_process_does(pantry_model):
+    """Validation's per-stream scores at every temperature come back from the workers in stream order."""
+    from charrnn.score import stream_nll
+    from charrnn.validation import TEMPS
+
+    ck = charrnn.load(pantry_model).checkpoint
+    ids = ck.vocab.encode(PANTRY.read_text()[:20000])
+    here, counts = stream_nll(ck.params, ck.model_config, ids, warm=128, temps=TEMPS)
+    with WorkerPool(2, ck.model_config, 4) as pool:
+        there, _ = stream_nll(ck.params, ck.model_config, ids, warm=128, temps=TEMPS, by=pool)
+        plain, _ = stream_nll(ck.params, ck.model_config, ids, warm=128, by=pool)
+    assert here.shape == (len(counts), len(TEMPS)) and len(set(np.round(here[:, 0], 3))) > 1  # streams differ
+    np.testing.assert_allclose(there, here, rtol=1e-6)
+    np.testing.assert_allclose(plain, here[:, TEMPS.index(1.0)], rtol=1e-5)  # temperature 1 is the plain score

@@ -107,7 +107,8 @@ def _report(result, out: str) -> None:
          f"saved {out} at step {result.steps} ({val_text}, {result.chars_per_sec:,.0f} chars/s)")
     if result.best_val_nats is not None:
         note(f"best validation {result.best_val_nats:.4f} nats/char at step {result.best_step}; {out} serves "
-             + served_text(result.served, result.served_step, result.steps).replace("; --resume", ", and --resume"))
+             + served_text(result.served, result.served_step, result.steps, result.served_temp)
+             .replace("; --resume", ", and --resume"))
     console = stderr_console()
     console.print(summary_table(result))
     console.print(loss_plot(result.model.history), markup=False, highlight=False)
