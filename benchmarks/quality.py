@@ -152,13 +152,15 @@ def print_header(corpus: str) -> None:
     """The heading of budget_check's side-by-side table."""
     print(f"corpus {os.path.basename(corpus)}: train on the first 90%, charrnn eval of the -o file on the last 10%")
     print(f"{'budget':<7} {'model':<15} {'chunks':>6} {'dropout':>7} {'w-drop':>6} {'decay':>5} {'chars/s':>8} "
-          f"{'chars seen':>11} {'val+avg':>7} {'stopped by':>10} {'served':>16} {'held-out':>9} {'vs last':>8}",
+          f"{'chars seen':>11} {'val+avg':>7} {'stopped by':>10} {'served':>21} {'held-out':>9} {'vs last':>8}",
           flush=True)
 
 
 def print_row(row: dict, last: float | None) -> None:
     """One budget's row of the table; ``last`` is the held-out loss of the budget before it."""
     served = row["served"] if row["served"] == "last" else f"{row['served']}@{row['served_step']}"
+    if row.get("served_temp", 1.0) != 1.0:
+        served += f"/{row['served_temp']:.2f}"  # calibrated: the output layer divided by this
     gain = "" if last is None else f"{row['held_out_nats'] - last:+.4f}"
     share = row["val_seconds"] / row["seconds"] if row["seconds"] else 0.0
     layers = "" if row.get("layers", 1) == 1 else f"{row['layers']}x"
@@ -167,7 +169,7 @@ def print_row(row: dict, last: float | None) -> None:
     print(f"{row['budget']:<7} {model:<15} {chunks:>6} {row['dropout']:>7g} {row['weight_drop']:>6g} "
           f"{row.get('weight_decay', 0.0):>5g} "
           f"{row['chars_per_sec']:>8,.0f} {row['chars_seen']:>11,} {share:>7.1%} {row['stopped_by']:>10} "
-          f"{served:>16} {row['held_out_nats']:>9.4f} {gain:>8}", flush=True)
+          f"{served:>21} {row['held_out_nats']:>9.4f} {gain:>8}", flush=True)
     for line in row.get("notes", []):  # what the budget chose and why, and any re-fit
         print(f"        {line}", flush=True)
 
@@ -225,6 +227,7 @@ def main() -> None:
                 "patience": ck.train_config.patience,
                 "seconds": metrics["seconds"], "val_seconds": metrics["val_seconds"],
                 "stopped_by": metrics["stopped_by"], "served": metrics["served"], "served_step": metrics["served_step"],
+                "served_temp": metrics["served_temp"],
                 "held_out_nats": round(held["nats_per_char"], 4), "held_out_bits": round(held["bits_per_char"], 4),
                 "held_curve": held_curve, "speakers": speaker_split(out, held_txt), "notes": metrics["notes"],
                 "curve": [[round(s, 1), round(v, 4)] for _, v, s in ck.history["val"]],

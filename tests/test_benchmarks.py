@@ -70,7 +70,8 @@ def test_quality_runs_on_a_corpus_without_speaker_names_and_compares_budgets(tmp
 
 def test_quality_prints_a_saved_budgets_table_again_naming_a_model_with_skip(tmp_path):
     """--table FILE renders the rows of a --budgets --json run: each budget's model (+skip where every layer
-    feeds the output), what it saw, its held-out loss and the change from the budget before, and its notes."""
+    feeds the output), what it saw, what it served (/T: calibrated to temperature T), its held-out loss and the
+    change from the budget before, and its notes."""
     import subprocess
     import sys
 
@@ -82,7 +83,7 @@ def test_quality_prints_a_saved_budgets_table_again_naming_a_model_with_skip(tmp
            "notes": ["note: --time 5m: mgru of 512 units"]}
     rows = [{"budget": "5m", **row},
             {**row, "budget": "20m", "hidden": 384, "layers": 2, "skip": True, "batch": 16, "seq_len": 256,
-             "served": "average", "served_step": 3472, "held_out_nats": 1.4044, "notes": []}]
+             "served": "average", "served_step": 3472, "served_temp": 1.1255, "held_out_nats": 1.4044, "notes": []}]
     saved = tmp_path / "budgets.json"
     saved.write_text(json.dumps(rows))
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"), "ts.txt", "--table", str(saved)],
@@ -93,7 +94,7 @@ def test_quality_prints_a_saved_budgets_table_again_naming_a_model_with_skip(tmp
     assert lines[2].split()[:3] == ["5m", "mgru-512", "32x64"] and lines[2].split()[-1] == "1.4442"
     assert lines[3].strip() == "note: --time 5m: mgru of 512 units"
     assert lines[4].split()[:3] == ["20m", "mgru-2x384+skip", "16x256"]
-    assert lines[4].split()[-3:] == ["average@3472", "1.4044", "-0.0398"] and len(lines) == 5
+    assert lines[4].split()[-3:] == ["average@3472/1.13", "1.4044", "-0.0398"] and len(lines) == 5  # calibrated
 
 
 RECIPE = """== Warm flour and honey pie ==
