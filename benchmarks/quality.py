@@ -17,7 +17,8 @@ loss (the last 10% of train.txt, which training never sees) from the
 checkpoint's history. With no --config it runs the defaults (a GRU of 384),
 each cell at 256 units, and the defaults trained on all of train.txt
 (--val-frac 0, so no validation curve): about 35 minutes. --keep DIR keeps
-the final models there.
+the final models there; --keep-copies DIR keeps every saved copy, as
+DIR/NAME/STEP.npz (benchmarks/calibration.py --copies studies them).
 
 --budgets 5m,10m,20m instead trains, at each budget, the model the budget
 chooses (no flags) and prints the budgets side by side: the model and
@@ -181,6 +182,7 @@ def main() -> None:
     ap.add_argument("--config", action="append", help='NAME="FLAGS" (repeatable)')
     ap.add_argument("--budgets", metavar="LIST", help="e.g. 5m,10m,20m: each budget's own choice, side by side")
     ap.add_argument("--keep", metavar="DIR", help="copy each config's final model to DIR/NAME.npz")
+    ap.add_argument("--keep-copies", metavar="DIR", help="keep every saved copy of each run as DIR/NAME/STEP.npz")
     ap.add_argument("--json", dest="json_output", action="store_true")
     ap.add_argument("--table", metavar="FILE", help="print the table of a --budgets --json output saved in FILE")
     args = ap.parse_args()
@@ -214,7 +216,11 @@ def main() -> None:
                 seconds, seen = saved.seconds, saved.chars_seen
                 nats = json.loads(charrnn("eval", "-m", copy, held_txt, "--json"))["nats_per_char"]
                 held_curve.append([round(seconds, 1), round(nats, 4), seen])
-                os.remove(copy)
+                if args.keep_copies:
+                    os.makedirs(os.path.join(args.keep_copies, name), exist_ok=True)
+                    shutil.move(copy, os.path.join(args.keep_copies, name, f"{saved.step:06d}.npz"))
+                else:
+                    os.remove(copy)
             if args.keep:
                 os.makedirs(args.keep, exist_ok=True)
                 shutil.copyfile(out, os.path.join(args.keep, f"{name}.npz"))

@@ -2,8 +2,9 @@
 
 At each pass the run's weights are scored on the validation text, and so is
 their running average (charrnn.optim.average_into) when averaging is on.
-With ``--calibrate`` (the default), each is scored at once at every one of
-TEMPS, its logits divided by each, and judged at the temperature that fits the
+With ``--calibrate`` (the default), each is scored at once at each of the
+temperatures around the served one (:func:`temps_around`), its logits divided
+by each, and judged at the temperature that fits the
 validation text best: a model that has read its text many times is surer of
 itself than it should be on text it has not read. The average is the pass's
 candidate unless the weights beat it by more than the noise of the comparison
@@ -36,9 +37,17 @@ WARM = 128
 # The weights replace their average as a pass's candidate only when they score better by more than this many
 # standard errors of the difference, measured over the validation streams (clearly_better).
 NOISE_Z = 2.0
-# The temperatures a pass scores with --calibrate: 3% apart, 0.79 to 1.6, and 1 itself. Twenty minutes of three
-# scaled-GRU layers of 288 on tiny-shakespeare validated best at 1.12 (docs/quality.md, "Calibration").
-TEMPS = tuple(1.03**k for k in range(-8, 17))
+# The temperatures a pass scores with --calibrate: 1, and nine 3% apart around the temperature the file serves (at
+# first 1), within 0.79-1.6, so that the grid follows the best as training moves it. Each costs a softmax over the
+# logits; 25 at once cost a GRU-128 on the recipes 10% of its training time. Twenty minutes of three scaled-GRU
+# layers of 288 on tiny-shakespeare validated best at 1.12 (docs/quality.md, "Calibration").
+TEMP_STEP, TEMP_SPAN, TEMP_RANGE = 1.03, 4, (1.03**-8, 1.03**16)
+
+
+def temps_around(center: float) -> tuple:
+    """The temperatures a pass scores when the file serves ``center``: sorted, 1 among them."""
+    lo, hi = TEMP_RANGE
+    return tuple(sorted({1.0} | {min(max(center * TEMP_STEP**k, lo), hi) for k in range(-TEMP_SPAN, TEMP_SPAN + 1)}))
 
 
 def calibrated(params: dict[str, np.ndarray], temp: float) -> dict[str, np.ndarray]:
@@ -83,20 +92,20 @@ class Validation:
 
     @property
     def temps(self) -> tuple:
-        """The temperatures each pass scores at (1 alone without --calibrate)."""
-        return TEMPS if self.ck.train_config.calibrate else (1.0,)
+        """The temperatures this pass scores at (1 alone without --calibrate)."""
+        return temps_around(self.ck.served_temp) if self.ck.train_config.calibrate else (1.0,)
 
-    def _streams(self, params) -> tuple[np.ndarray, np.ndarray]:
-        """Nats of each validation stream at each of :attr:`temps` (b, K), and its predictions (b,)."""
-        temps = self.temps if len(self.temps) > 1 else ()  # () scores as before calibration, to the last bit
+    def _streams(self, params, temps: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """Nats of each validation stream at each of ``temps`` (b, K), and its predictions (b,)."""
         nats, counts = stream_nll(params, self.ck.model_config, self.val_ids, batch=64, by=self.by, warm=WARM,
-                                  temps=temps)
+                                  temps=temps if len(temps) > 1 else ())  # (): as before calibration, to the bit
         return nats.reshape(len(counts), -1), counts
 
-    def _fitted(self, nats: np.ndarray) -> tuple[np.ndarray, float]:
-        """The streams' nats (b,) at the temperature of ``nats`` (b, K) that scores best overall, and it."""
+    @staticmethod
+    def _fitted(nats: np.ndarray, temps: tuple) -> tuple[np.ndarray, float]:
+        """The streams' nats (b,) at the one of ``temps`` where ``nats`` (b, K) score best overall, and it."""
         k = int(np.argmin(nats.sum(axis=0)))
-        return nats[:, k], self.temps[k]
+        return nats[:, k], temps[k]
 
     def run(self, elapsed: float, note: str) -> float | None:
         """One pass at training second ``elapsed``: score, keep the best, note it; the weights' score (None:
@@ -106,18 +115,19 @@ class Validation:
         if len(self.val_ids) < 2:
             return None
         t0 = time.monotonic()
-        plain = self.temps.index(1.0)
-        nats, counts = self._streams(ck.params)  # (b, K), (b,)
+        temps = self.temps
+        plain = temps.index(1.0)
+        nats, counts = self._streams(ck.params, temps)  # (b, K), (b,)
         n = counts.sum()
         self.last = float(nats[:, plain].sum() / n)
         ck.history["val"].append([ck.step, self.last, elapsed])
-        rows, temp = self._fitted(nats)
+        rows, temp = self._fitted(nats, temps)
         kind, weights = "weights", ck.params
         if ck.average is not None and ck.average_steps:
-            average = self._streams(ck.average)[0]
+            average = self._streams(ck.average, temps)[0]
             self.last_average = float(average[:, plain].sum() / n)
             ck.history["avg"].append([ck.step, self.last_average, elapsed])
-            average_rows, average_temp = self._fitted(average)
+            average_rows, average_temp = self._fitted(average, temps)
             if not clearly_better(rows, average_rows, counts):
                 rows, temp, kind, weights = average_rows, average_temp, "average", ck.average
         best = float(rows.sum() / n)
@@ -128,7 +138,7 @@ class Validation:
                 ck.served = calibrated(weights, temp)
                 ck.served_kind, ck.served_step, ck.served_temp = kind, ck.step, temp
         average = "" if self.last_average is None else f", average {self.last_average:.4f}"
-        fitted = f", {kind} at temperature {temp:.2f} {best:.4f}" if len(self.temps) > 1 else ""
+        fitted = f", {kind} at temperature {temp:.2f} {best:.4f}" if len(temps) > 1 else ""
         self.rep.note(f"step {ck.step}: val {nats_and_bits(self.last)}{average}{fitted}, {note}")
         return self.last
 

@@ -180,3 +180,36 @@ def test_cell_cost_times_every_cell_against_the_first():
     rows = [line.split() for line in r.stdout.splitlines()[1:]]
     assert [row[0] for row in rows] == ["gru-16", "mgru-16", "lstm-16"]
     assert rows[0][3] == "1.00" and all(float(row[1]) > 0 for row in rows)
+
+
+def test_calibration_scores_the_served_weights_at_each_temperature_and_studies_kept_copies(tmp_path, pantry_model):
+    """At temperature 1 the held-out column is `charrnn eval` of the file on the corpus's last 10%; --copies prints
+    one JSON line per kept checkpoint, its weights against their average."""
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import ROOT, run_cmd
+
+    script = str(ROOT / "benchmarks" / "calibration.py")
+    corpus = CORPORA / "pantry.txt"
+    text = corpus.read_text()
+    (tmp_path / "held.txt").write_text(text[len(text) - len(text) // 10:])
+    r = subprocess.run([sys.executable, script, pantry_model, str(corpus), "--temps", "1,1.3"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[1].split() == ["temp", "validation", "held-out"] and len(lines) == 5
+    temp, _, held = lines[2].split()
+    scored = json.loads(run_cmd(["eval", "-m", pantry_model, tmp_path / "held.txt", "--json"]).stdout)
+    assert temp == "1.000" and float(held) == pytest.approx(scored["nats_per_char"], abs=6e-5)
+    assert lines[3].split()[0] == "1.300" and lines[4].startswith("best: validation at ")
+    (tmp_path / "copies").mkdir()
+    shutil.copyfile(pantry_model, tmp_path / "copies" / "000060.npz")
+    r = subprocess.run([sys.executable, script, "--copies", str(tmp_path / "copies"), str(corpus)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    (row,) = [json.loads(line) for line in r.stdout.splitlines()]
+    assert row["step"] == 60 and row["held_average_gain"] == pytest.approx(
+        row["held_weights"] - row["held_average"], abs=2e-4)
+    assert row["average_gain"] == pytest.approx(row["val_weights"] - row["val_average"], abs=2e-4) and row["se"] > 0
