@@ -36,7 +36,7 @@ sys.path.insert(0, ROOT)
 from charrnn import checkpoint  # noqa: E402
 from charrnn.data import split, stream_length  # noqa: E402
 from charrnn.score import rows_nll, scoring_streams  # noqa: E402
-from charrnn.validation import WARM  # noqa: E402
+from charrnn.validation import WARM, gain_and_error  # noqa: E402
 
 
 def texts(ck: checkpoint.Checkpoint, corpus: str) -> tuple[np.ndarray, np.ndarray]:
@@ -88,9 +88,8 @@ def copies_study(folder: str, corpus: str) -> None:
         if ck.average is None or not ck.average_steps:
             continue
         w, a = (rows_nll(p, ck.model_config, *vs, 256) for p in (ck.params, ck.average))  # (b,) each
-        n, b = counts.sum(), len(counts)
-        gain = (w.sum() - a.sum()) / n  # the average's gain over the weights, nats/char
-        se = np.sqrt(b / (b - 1) * np.sum(((w - a) - gain * counts) ** 2)) / n
+        n = counts.sum()
+        gain, se = gain_and_error(a, w, counts)  # the average's gain over the weights, nats/char
         hw, ha = (rows_nll(p, ck.model_config, *hs, 256).sum() / hs[2].sum() for p in (ck.params, ck.average))
         print(json.dumps({"step": ck.step, "chars_seen": ck.chars_seen, "val_weights": round(w.sum() / n, 4),
                           "val_average": round(a.sum() / n, 4), "average_gain": round(gain, 4), "se": round(se, 4),

@@ -80,6 +80,14 @@ class Checkpoint:
         return self.served is None or (self.served_kind == "weights" and self.served_step == self.step
                                        and self.served_temp == 1.0)
 
+    @property
+    def served_as(self) -> tuple[str, int, float]:
+        """What the file serves, as saved and reported: (kind: "last", "weights" or "average"; its step; its
+        temperature)."""
+        if self.served_is_last:
+            return "last", self.step, 1.0
+        return self.served_kind, self.served_step, self.served_temp
+
     def is_training_record(self, text: str) -> bool:
         """Whether ``text`` (one generated record) is a line of the training corpus."""
         if self.record_hashes is None or not len(self.record_hashes):
@@ -103,9 +111,7 @@ class Checkpoint:
             "pos": self.pos,
             "best_val_nats": self.best_val,
             "best_step": self.best_step,
-            "served": {"kind": "last" if self.served_is_last else self.served_kind,
-                       "step": self.step if self.served_is_last else self.served_step,
-                       "temp": 1.0 if self.served_is_last else self.served_temp},
+            "served": dict(zip(("kind", "step", "temp"), self.served_as)),
             "average_steps": self.average_steps,
             "rng": self.rng.bit_generator.state,
             "parent": self.parent,

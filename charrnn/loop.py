@@ -191,9 +191,7 @@ class Progress:
             train_nats=train_nats, train_bits=None if train_nats is None else train_nats / LN2,
             val_nats=val.last, val_bits=None if val.last is None else val.last / LN2,
             average_val_nats=val.last_average, best_val_nats=ck.best_val, best_step=ck.best_step,
-            served="last" if ck.served_is_last else ck.served_kind,
-            served_step=ck.step if ck.served_is_last else ck.served_step,
-            served_temp=1.0 if ck.served_is_last else ck.served_temp, batch=B, seq_len=T,
+            **dict(zip(("served", "served_step", "served_temp"), ck.served_as)), batch=B, seq_len=T,
             stopped_by=stopped, lr=lr, checkpoint=self.out, workers=self.by.size)
 
 

@@ -155,9 +155,7 @@ class Model:
             train_config=dict(vars(ck.train_config)), vocab=ck.vocab.chars, vocab_size=ck.vocab.size,
             params=network.num_params(ck.params), steps=ck.step, chars_seen=ck.chars_seen, epoch=ck.epoch,
             seconds=ck.seconds, records=self.records, best_val_nats=ck.best_val, best_step=ck.best_step,
-            served="last" if ck.served_is_last else ck.served_kind,
-            served_step=ck.step if ck.served_is_last else ck.served_step,
-            served_temp=1.0 if ck.served_is_last else ck.served_temp, resume_step=ck.step,
+            **dict(zip(("served", "served_step", "served_temp"), ck.served_as)), resume_step=ck.step,
             parent=ck.parent,
         )
 

@@ -68,13 +68,20 @@ def clearly_better(nats: np.ndarray, than: np.ndarray, counts: np.ndarray, z: fl
     or that is small against how much the streams disagree, is not clear. One stream has no spread to judge
     by: any gain is clear.
     """
+    gain, se = gain_and_error(nats, than, counts)
+    if len(counts) < 2 or gain <= 0:
+        return bool(gain > 0)
+    return bool(gain > z * se)
+
+
+def gain_and_error(nats: np.ndarray, than: np.ndarray, counts: np.ndarray) -> tuple[float, float]:
+    """How much lower ``nats`` (b,) score than ``than`` (b,) per character over b streams of ``counts`` (b,)
+    predictions, and the standard error of that gain over the streams (nan with one stream)."""
     n, b = counts.sum(), len(counts)
     gain = (than.sum() - nats.sum()) / n  # nats/char
-    if b < 2 or gain <= 0:
-        return bool(gain > 0)
     spread = (than - nats) - gain * counts  # each stream's gain less its share of the mean (b,)
-    se = np.sqrt(b / (b - 1) * np.sum(spread**2)) / n
-    return bool(gain > z * se)
+    se = np.sqrt(b / (b - 1) * np.sum(spread**2)) / n if b > 1 else float("nan")
+    return float(gain), float(se)
 
 
 class Validation:
